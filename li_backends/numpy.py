@@ -1,0 +1,123 @@
+"""The ``numpy`` backend: in-place NumPy ufuncs on preallocated buffers.
+
+The scan allocates its outputs once and then runs the two linear recurrences
+of SPEC section 1 with ``out=`` ufuncs, so no step allocates; with weights,
+all ``T`` steps are projected by one matmul before the loop. float16 is
+computed in float32 and stored back in float16.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import li_core
+from li_core.reference import scan_coefficients
+from li_core.types import LIParameters, LIState
+
+
+def _numpy() -> Any:
+    return sys.modules.get("numpy") or __import__("numpy")
+
+
+def _compute_dtype(np: Any, dtype: Any) -> Any:
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def _as_compute(np: Any, dtype: Any, p: LIParameters) -> LIParameters:
+    """Parameter arrays in the compute dtype (floats stay floats)."""
+    return LIParameters(*(v if isinstance(v, float) else np.asarray(v, dtype=dtype) for v in p))
+
+
+class NumPyBackend(li_core.Backend):
+    """Leaky integrators on NumPy arrays, CPU."""
+
+    name = "numpy"
+    library = "numpy"
+    priority = 10
+    dtypes = ("float16", "float32", "float64")
+    devices = ("cpu",)
+
+    def handles(self, x: Any) -> bool:
+        np = sys.modules.get("numpy")
+        return np is not None and isinstance(x, np.ndarray)
+
+    def asarray(self, array: Any, device: Any = None) -> Any:
+        if device not in (None, "cpu"):
+            raise ValueError(f"the numpy backend only has device 'cpu', got device={device!r}")
+        return _numpy().array(array, copy=True)
+
+    def to_numpy(self, x: Any) -> Any:
+        return _numpy().asarray(x)
+
+    def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
+        np = _numpy()
+        dtype = x.dtype
+        compute = _compute_dtype(np, dtype)
+        if compute != dtype:
+            p = _as_compute(np, compute, p)
+        v = state.v
+        j = np.add(state.i, x, dtype=compute)
+        v_new = np.subtract(p.v_leak, v, dtype=compute)
+        v_new += j
+        v_new *= dt * p.tau_mem_inv
+        v_new += v
+        i_new = np.multiply(j, -dt * p.tau_syn_inv)
+        i_new += j
+        if compute != dtype:
+            return v_new.astype(dtype), LIState(v_new.astype(dtype), i_new.astype(dtype))
+        return v_new, LIState(v_new.copy(), i_new)
+
+    def step(self, x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[Any, LIState]:
+        return self.feed_forward_step(self._project(x, w), state, p, dt)
+
+    @staticmethod
+    def _project(x: Any, w: Any) -> Any:
+        """``x @ w.T``; float16 is multiplied in float32 (and kept there:
+        the step casts its results back)."""
+        np = _numpy()
+        compute = _compute_dtype(np, x.dtype)
+        return np.matmul(x.astype(compute, copy=False), w.astype(compute, copy=False).T)
+
+    def scan(
+        self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
+    ) -> tuple[Any, LIState]:
+        np = _numpy()
+        dtype = xs.dtype
+        compute = _compute_dtype(np, dtype)
+        if w is not None:
+            xs = self._project(xs, w)  # all T steps in one matmul
+        steps, shape = xs.shape[0], xs.shape[1:]
+        p = _as_compute(np, compute, p)
+        a, b, c = scan_coefficients(p, dt)
+        a_leak = a * p.v_leak
+        has_leak = not (isinstance(a_leak, float) and a_leak == 0.0)
+
+        voltages = np.empty((steps, *shape), dtype=dtype)
+        currents = np.empty((steps, *shape), dtype=dtype) if record_states else None
+        j = np.array(np.broadcast_to(state.i, shape), dtype=compute)  # our own buffer
+        previous = np.array(np.broadcast_to(state.v, shape), dtype=compute)
+        scratch = np.empty(shape, dtype=compute)
+        staging = np.empty(shape, dtype=compute) if compute != dtype else None
+        for t in range(steps):
+            np.add(j, xs[t], out=j)  # j_t = i_{t-1} + x_t
+            v = staging if staging is not None else voltages[t]
+            np.multiply(previous, c, out=scratch)
+            np.multiply(j, a, out=v)  # v_t = c*v_{t-1} + a*(j_t + v_leak)
+            np.add(v, scratch, out=v)
+            if has_leak:
+                np.add(v, a_leak, out=v)
+            np.multiply(j, b, out=j)  # i_t = b*j_t
+            if staging is not None:
+                voltages[t] = staging
+            if currents is not None:
+                currents[t] = j
+            previous = v
+        if record_states:
+            return voltages, LIState(voltages.copy(), currents)
+        return voltages, LIState(previous.astype(dtype, copy=True), j.astype(dtype, copy=False))
+
+
+@li_core.hookimpl
+def li_register_backends() -> list[li_core.Backend]:
+    return [NumPyBackend()]

@@ -1,0 +1,185 @@
+"""Argument checks and defaults, done once in the core for every backend.
+
+Every check runs before any computation and names the argument with the
+offending shape, dtype, device or value (SPEC section 5): ``TypeError`` for
+what is not a supported floating array of the input's library and dtype,
+``ValueError`` for shapes, devices and values that do not fit.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, NamedTuple
+
+from .arrays import FLOATING, describe, device, dtype_name, library_name, namespace
+from .backend import Backend
+from .types import LIParameters, LIState
+
+PARAMETER_FIELDS = LIParameters._fields
+
+
+class Call(NamedTuple):
+    """Checked arguments of one call."""
+
+    x: Any
+    state: LIState | None
+    weights: Any
+    p: LIParameters
+    dt: float
+    argument: str  # the input's argument name, for messages
+    library: str
+    dtype: str
+    neuron_shape: tuple[int, ...]
+
+
+def _is_real_number(value: Any) -> bool:
+    return isinstance(value, (float, int, numbers.Real)) and not isinstance(value, bool)
+
+
+def check_dt(dt: Any) -> float:
+    if not _is_real_number(dt):
+        raise TypeError(f"dt must be a Python number, got {describe(dt)}")
+    dt = float(dt)
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be finite and > 0, got {dt!r}")
+    return dt
+
+
+def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Does ``shape`` broadcast to ``target`` (without changing ``target``)?"""
+    if len(shape) > len(target):
+        return False
+    return all(s == 1 or s == t for s, t in zip(reversed(shape), reversed(target)))
+
+
+class _Checker:
+    """Compares every array argument with the input: library, dtype, device."""
+
+    def __init__(self, argument: str, x: Any) -> None:
+        self.argument = argument
+        self.library = library_name(x)
+        if self.library is None:
+            raise TypeError(f"{argument} must be an array of a supported array library, got {describe(x)}")
+        self.dtype = x.dtype
+        self.dtype_name = dtype_name(x.dtype)
+        if self.dtype_name not in FLOATING:
+            raise TypeError(f"{argument} must have a floating dtype, got {describe(x)}")
+        self.device = device(x, self.library)
+
+    def same_kind(self, name: str, a: Any) -> None:
+        library = library_name(a)
+        if library is None:
+            raise TypeError(f"{name} must be an array of a supported array library, got {describe(a)}")
+        if library != self.library:
+            raise TypeError(
+                f"{name} is {describe(a)} but {self.argument} is a {self.library} array; "
+                "all arrays in one call must come from one library"
+            )
+        if a.dtype != self.dtype:
+            raise TypeError(
+                f"{name} has dtype {dtype_name(a.dtype)} but {self.argument} has dtype {self.dtype_name}; "
+                "all floating arrays in one call must share one dtype"
+            )
+        if self.library != "numpy" and (where := device(a, library)) != self.device:
+            raise ValueError(f"{name} is on device {where} but {self.argument} is on device {self.device}")
+
+
+def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) -> LIParameters:
+    if not isinstance(p, LIParameters):
+        if not all(hasattr(p, field) for field in PARAMETER_FIELDS):
+            raise TypeError(f"p must be an LIParameters, got {describe(p)}")
+        p = LIParameters(*(getattr(p, field) for field in PARAMETER_FIELDS))
+    converted = False
+    values = list(p)
+    for k, (field, value) in enumerate(zip(PARAMETER_FIELDS, values)):
+        name = f"p.{field}"
+        if type(value) is float:
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+        elif _is_real_number(value):
+            values[k] = float(value)
+            converted = True
+            if not math.isfinite(values[k]):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+        else:
+            checker.same_kind(name, value)
+            if not _fits(tuple(value.shape), neuron_shape):
+                raise ValueError(
+                    f"{name} of shape {tuple(value.shape)} does not broadcast to the neuron shape {neuron_shape}"
+                )
+    return LIParameters(*values) if converted else p
+
+
+def check_call(
+    argument: str,
+    x: Any,
+    state: Any,
+    weights: Any,
+    p: Any,
+    dt: Any,
+    *,
+    time_axis: bool,
+    weights_required: bool = False,
+) -> Call:
+    """Check one call's arguments; ``time_axis`` for scans (``x`` is ``[T, ...]``)."""
+    checker = _Checker(argument, x)
+    shape = tuple(x.shape)
+    if time_axis and len(shape) == 0:
+        raise ValueError(f"{argument} must have a leading time axis [T, ...], got a 0-d array")
+    dt = check_dt(dt)
+    neuron_shape = shape[1:] if time_axis else shape
+    if weights is None:
+        if weights_required:
+            raise TypeError("input_weights must be an [out, in] array, got None")
+    else:
+        checker.same_kind("input_weights", weights)
+        w_shape = tuple(weights.shape)
+        if len(w_shape) != 2:
+            raise ValueError(f"input_weights must be a 2-d [out, in] array, got shape {w_shape}")
+        if len(neuron_shape) == 0 or neuron_shape[-1] != w_shape[1]:
+            raise ValueError(
+                f"input_weights of shape {w_shape} need {argument} whose last axis has size {w_shape[1]}, "
+                f"got {argument} of shape {shape}"
+            )
+        neuron_shape = neuron_shape[:-1] + (w_shape[0],)
+    if state is not None:
+        if not (isinstance(state, tuple) and len(state) == 2):
+            raise TypeError(f"state must be an LIState(v, i) or None, got {describe(state)}")
+        for field, value in zip(("state.v", "state.i"), state):
+            checker.same_kind(field, value)
+            if not _fits(tuple(value.shape), neuron_shape):
+                raise ValueError(
+                    f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}"
+                )
+    p = _check_parameters(checker, p, neuron_shape)
+    return Call(x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape)
+
+
+def complete_state(call: Call, backend: Backend) -> LIState:
+    """The state a backend receives: the caller's, broadcast to the neuron
+    shape, or the default ``v = v_leak, i = 0``. Also checks that the backend
+    computes in the call's dtype."""
+    if call.dtype not in backend.dtypes:
+        supported = ", ".join(backend.dtypes)
+        raise TypeError(
+            f"{call.argument} has dtype {call.dtype}, which backend {backend.name!r} does not support "
+            f"(it supports {supported})"
+        )
+    shape = call.neuron_shape
+    xp = namespace(call.x)
+    if call.state is None:
+        where = device(call.x, call.library)
+        zeros = xp.zeros(shape, dtype=call.x.dtype, device=where)
+        v_leak = call.p.v_leak
+        voltage = xp.full(shape, v_leak, dtype=call.x.dtype, device=where) if isinstance(v_leak, float) else zeros + v_leak
+        return LIState(voltage, zeros)
+    v, i = call.state
+    if tuple(v.shape) != shape:
+        v = xp.broadcast_to(v, shape)
+    if tuple(i.shape) != shape:
+        i = xp.broadcast_to(i, shape)
+    if type(call.state) is not LIState:
+        return LIState(v, i)
+    return call.state if (v is call.state.v and i is call.state.i) else LIState(v, i)
+
