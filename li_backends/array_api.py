@@ -30,13 +30,14 @@ class ArrayAPIBackend(li_core.Backend):
         return array_api_compat.is_array_api_obj(x)
 
     def asarray(self, array: Any, device: Any = None) -> Any:
-        """array-api-strict arrays where that library is installed (the
-        strictest test of the reference), else NumPy arrays."""
+        """array-api-strict arrays where that library is installed and has
+        the dtype (the strictest test of the reference), else NumPy arrays."""
         try:
-            import array_api_strict as xp
-        except ImportError:
-            xp = array_api_compat.array_namespace(array)
-        return xp.asarray(array, copy=True)
+            import array_api_strict
+
+            return array_api_strict.asarray(array, copy=True)
+        except (ImportError, TypeError):
+            return array_api_compat.array_namespace(array).asarray(array, copy=True)
 
     def to_numpy(self, x: Any) -> Any:
         numpy = sys.modules.get("numpy") or __import__("numpy")

@@ -40,7 +40,7 @@ class NumPyBackend(li_core.Backend):
 
     def handles(self, x: Any) -> bool:
         np = sys.modules.get("numpy")
-        return np is not None and isinstance(x, np.ndarray)
+        return np is not None and isinstance(x, (np.ndarray, np.generic))
 
     def asarray(self, array: Any, device: Any = None) -> Any:
         if device not in (None, "cpu"):
@@ -52,7 +52,7 @@ class NumPyBackend(li_core.Backend):
 
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
         np = _numpy()
-        dtype = x.dtype
+        dtype = state.v.dtype  # x may be a float32 projection of float16 spikes
         compute = _compute_dtype(np, dtype)
         if compute != dtype:
             p = _as_compute(np, compute, p)
@@ -100,8 +100,8 @@ class NumPyBackend(li_core.Backend):
         scratch = np.empty(shape, dtype=compute)
         staging = np.empty(shape, dtype=compute) if compute != dtype else None
         for t in range(steps):
-            np.add(j, xs[t], out=j)  # j_t = i_{t-1} + x_t
-            v = staging if staging is not None else voltages[t]
+            np.add(j, xs[t, ...], out=j)  # j_t = i_{t-1} + x_t
+            v = staging if staging is not None else voltages[t, ...]
             np.multiply(previous, c, out=scratch)
             np.multiply(j, a, out=v)  # v_t = c*v_{t-1} + a*(j_t + v_leak)
             np.add(v, scratch, out=v)
@@ -109,9 +109,9 @@ class NumPyBackend(li_core.Backend):
                 np.add(v, a_leak, out=v)
             np.multiply(j, b, out=j)  # i_t = b*j_t
             if staging is not None:
-                voltages[t] = staging
+                voltages[t, ...] = staging
             if currents is not None:
-                currents[t] = j
+                currents[t, ...] = j
             previous = v
         if record_states:
             return voltages, LIState(voltages.copy(), currents)

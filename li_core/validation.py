@@ -38,6 +38,8 @@ def _is_real_number(value: Any) -> bool:
 
 
 def check_dt(dt: Any) -> float:
+    if type(dt) is float and 0.0 < dt < math.inf:
+        return dt
     if not _is_real_number(dt):
         raise TypeError(f"dt must be a Python number, got {describe(dt)}")
     dt = float(dt)
@@ -48,6 +50,8 @@ def check_dt(dt: Any) -> float:
 
 def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     """Does ``shape`` broadcast to ``target`` (without changing ``target``)?"""
+    if shape == target:
+        return True
     if len(shape) > len(target):
         return False
     return all(s == 1 or s == t for s, t in zip(reversed(shape), reversed(target)))
@@ -86,6 +90,8 @@ class _Checker:
 
 
 def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) -> LIParameters:
+    if type(p) is LIParameters and type(p[0]) is type(p[1]) is type(p[2]) is float and math.isfinite(p[0] + p[1] + p[2]):
+        return p  # the common case: finite Python floats
     if not isinstance(p, LIParameters):
         if not all(hasattr(p, field) for field in PARAMETER_FIELDS):
             raise TypeError(f"p must be an LIParameters, got {describe(p)}")

@@ -1,0 +1,7 @@
+"""``python -m li_core``: the ``li`` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,561 @@
+"""The timing harness behind ``li bench`` and the scripts in ``benchmarks/``.
+
+Three pieces, usable on their own:
+
+- :func:`measure` times a function: warm-up runs, then ``repeats`` timed runs,
+  each ended by a device synchronisation, summarised by median and quartiles;
+- :func:`synchronizer` returns that synchronisation for an array of any
+  library (a no-op on the CPU, ``torch.cuda.synchronize`` for CUDA tensors,
+  the device's ``synchronize`` for CuPy, ``block_until_ready`` for JAX);
+- :data:`WORKLOADS` and :func:`run` are the standard workloads and the runner
+  that times ``li_scan`` on every available backend next to two yardsticks
+  on the same arrays and device: copying the input (the cost of touching the
+  data once) and the one-step-at-a-time Python loop of
+  :func:`li_core.reference.scan` (what Norse users write by hand).
+
+Inputs are generated once in NumPy with a fixed seed and converted with each
+backend's ``asarray``, so every backend times the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, TextIO
+
+from . import reference
+from .api import li_scan
+from .arrays import dtype_name, library_name, namespace
+from .registry import get_backend, list_backends
+from .types import LIParameters, LIState
+
+__all__ = [
+    "WORKLOADS",
+    "Progress",
+    "Timing",
+    "Workload",
+    "copier",
+    "format_results",
+    "format_table",
+    "machine_info",
+    "measure",
+    "plot_results",
+    "run",
+    "synchronizer",
+]
+
+PARAMETERS = LIParameters()
+DT = 1e-3
+#: the slow reference loop is timed at most this many times
+LOOP_REPEATS = 3
+
+
+class Timing(NamedTuple):
+    """Wall-clock seconds of the timed runs of :func:`measure`."""
+
+    median: float
+    q25: float  #: lower quartile
+    q75: float  #: upper quartile
+    min: float
+    max: float
+    repeats: int
+
+
+def measure(
+    fn: Callable[[], Any],
+    repeats: int = 5,
+    sync: Callable[[Any], None] | None = None,
+    warmup: int = 1,
+) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed runs, then ``repeats`` timed ones.
+
+    ``sync(result)`` is called after every run, inside the timed region, so
+    that asynchronous devices (CUDA, JAX) have finished the work before the
+    clock stops; it is also called after the warm-up runs so that no queued
+    work leaks into the first timed run.
+
+    >>> timing = measure(lambda: sum(range(1000)), repeats=3)
+    >>> timing.repeats, timing.min <= timing.median <= timing.max
+    (3, True)
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    sync = sync or _no_sync
+    for _ in range(warmup):
+        sync(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        sync(result)
+        times.append(time.perf_counter() - start)
+        del result
+    if len(times) > 1:
+        q25, _, q75 = statistics.quantiles(times, n=4, method="inclusive")
+    else:
+        q25 = q75 = times[0]
+    return Timing(statistics.median(times), q25, q75, min(times), max(times), repeats)
+
+
+def _no_sync(result: Any) -> None:
+    return None
+
+
+def synchronizer(x: Any) -> Callable[[Any], None]:
+    """The function that waits for the device of ``x`` to finish its queued
+    work (it receives the timed function's result and may ignore it)."""
+    library = library_name(x)
+    if library == "torch":
+        kind = x.device.type
+        torch = sys.modules["torch"]
+        if kind == "cuda":
+            where = x.device
+            return lambda result: torch.cuda.synchronize(where)
+        if kind == "mps":
+            return lambda result: torch.mps.synchronize()
+        if kind == "xpu":
+            return lambda result: torch.xpu.synchronize(x.device)
+        return _no_sync
+    if library == "cupy":
+        where = x.device
+        return lambda result: where.synchronize()
+    if library == "jax":
+        jax = sys.modules["jax"]
+        return lambda result: jax.block_until_ready(result)
+    return _no_sync
+
+
+def copier(x: Any) -> Callable[[], Any]:
+    """A function returning a fresh copy of ``x`` on its device: the cost of
+    reading and writing the data once."""
+    library = library_name(x)
+    if library in ("numpy", "cupy"):
+        return x.copy
+    if library == "torch":
+        return x.clone
+    xp = namespace(x)
+    return lambda: xp.asarray(x, copy=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One standard benchmark: a scan over ``steps`` time steps of
+    ``[batch, neurons]`` leaky integrators, fed through a ``[neurons,
+    inputs]`` weight matrix when ``inputs`` is set, and differentiated
+    (forward and backward of ``vs.sum()``) when ``training`` is set."""
+
+    name: str
+    title: str
+    steps: int
+    batch: int
+    neurons: int
+    inputs: int | None = None
+    training: bool = False
+
+    @property
+    def shape(self) -> str:
+        inputs = f" in={self.inputs}" if self.inputs is not None else ""
+        return f"T={self.steps} B={self.batch}{inputs} N={self.neurons}"
+
+    def quick(self) -> Workload:
+        """A much smaller version with the same structure (for tests)."""
+        return dataclasses.replace(
+            self,
+            steps=max(2, self.steps // 10),
+            batch=max(1, self.batch // 4),
+            neurons=max(8, self.neurons // 16),
+            inputs=None if self.inputs is None else max(8, self.inputs // 16),
+        )
+
+    def arrays(self, dtype: str, seed: int = 0) -> tuple[Any, Any]:
+        """The NumPy input (and weights, or None) of this workload: a
+        standard-normal current, or with weights Bernoulli spikes with
+        probability 0.05 per step through normal weights scaled by
+        ``1/sqrt(inputs)``."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        if self.inputs is None:
+            return rng.standard_normal((self.steps, self.batch, self.neurons)).astype(dtype), None
+        spikes = (rng.random((self.steps, self.batch, self.inputs)) < 0.05).astype(dtype)
+        weights = (rng.standard_normal((self.neurons, self.inputs)) / np.sqrt(self.inputs)).astype(dtype)
+        return spikes, weights
+
+
+#: the standard workloads, by name
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload("feedforward", "feed-forward scan", 1000, 32, 1024),
+        Workload("training", "training (forward + backward)", 500, 16, 4096, training=True),
+        Workload("small", "small scan", 100, 8, 256),
+        Workload("weighted", "weighted scan", 500, 16, 1024, inputs=1024),
+    )
+}
+
+
+class Progress:
+    """A minimal progress bar on ``stream`` (stderr): redrawn in place on a
+    terminal, one line per step otherwise; silent when disabled."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, width: int = 24) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.width = width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def update(self, label: str) -> None:
+        """Announce that the next step, ``label``, starts."""
+        if not self.enabled:
+            return
+        filled = self.width * self.done // self.total
+        bar = "#" * filled + "-" * (self.width - filled)
+        line = f"[{bar}] {self.done + 1}/{self.total} {label}"
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.done += 1
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on: OS, CPU, core count, Python."""
+    from . import __version__
+
+    return {
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "li_neurons": __version__,
+    }
+
+
+def _gpu_name(x: Any) -> str | None:
+    """The name of the GPU that holds ``x``, or None (CPU, or unknown)."""
+    library = library_name(x)
+    try:
+        if library == "torch" and x.device.type == "cuda":
+            return f"{x.device}: {sys.modules['torch'].cuda.get_device_name(x.device)}"
+        if library == "cupy":
+            name = sys.modules["cupy"].cuda.runtime.getDeviceProperties(x.device.id)["name"]
+            return f"cuda:{x.device.id}: {name.decode() if isinstance(name, bytes) else name}"
+    except Exception:  # a label is never worth failing a benchmark
+        pass
+    return None
+
+
+def _gradient(library: str | None, forward: Callable[[Any], Any], x: Any) -> Callable[[], Any] | None:
+    """``d sum(forward(x)) / dx`` as a function of nothing, for the libraries
+    whose autograd the harness knows (PyTorch, JAX); None otherwise."""
+    if library == "torch":
+        leaf = x.detach().requires_grad_(True)
+
+        def torch_gradient() -> Any:
+            leaf.grad = None
+            forward(leaf).sum().backward()
+            return leaf.grad
+
+        return torch_gradient
+    if library == "jax":
+        jax = sys.modules["jax"]
+        gradient = jax.grad(lambda a: forward(a).sum())
+        return lambda: gradient(x)
+    return None
+
+
+def _row(backend: str, device: str | None, workload: Workload | None, dtype: str, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "backend": backend,
+        "device": device,
+        "workload": None if workload is None else workload.name,
+        "shape": None if workload is None else workload.shape,
+        "dtype": dtype,
+    }
+    row.update(fields)
+    return row
+
+
+def _timing_fields(prefix: str, timing: Timing) -> dict[str, float]:
+    return {
+        f"{prefix}median_s": timing.median,
+        f"{prefix}q25_s": timing.q25,
+        f"{prefix}q75_s": timing.q75,
+    }
+
+
+def _probe_device(backend: Any, device: str, only: bool) -> tuple[Any, str | None]:
+    """The ``device=`` argument that puts arrays on ``device`` for this
+    backend, or the reason it cannot. A backend with a single declared device
+    may also take ``device=None`` for it."""
+    import numpy as np
+
+    probe = np.zeros(1, dtype=np.float32)
+    errors = []
+    for argument in (device, None) if only else (device,):
+        try:
+            backend.asarray(probe, device=argument)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        return argument, None
+    return None, errors[0]
+
+
+def _time_case(
+    backend: Any, device: Any, workload: Workload, dtype: str, repeats: int, seed: int
+) -> dict[str, Any]:
+    """Time one workload on one backend and device; the row's fields."""
+    import numpy as np
+
+    xs_np, w_np = workload.arrays(dtype, seed)
+    xs = backend.asarray(xs_np, device=device)
+    w = None if w_np is None else backend.asarray(w_np, device=device)
+    del xs_np, w_np
+    library = library_name(xs)
+    sync = synchronizer(xs)
+    # the reference loop receives what the core would give a backend
+    zeros_np = np.zeros((workload.batch, workload.neurons), dtype=dtype)
+    state = LIState(backend.asarray(zeros_np, device=device), backend.asarray(zeros_np, device=device))
+
+    def fused(a: Any) -> Any:
+        return li_scan(a, None, w, PARAMETERS, DT, backend=backend)[0]
+
+    def loop(a: Any) -> Any:
+        return reference.scan(a, state, w, PARAMETERS, DT)[0]
+
+    if workload.training:
+        run_fused, run_loop = _gradient(library, fused, xs), _gradient(library, loop, xs)
+        if run_fused is None:
+            return {"status": "skipped", "reason": f"the harness has no gradient recipe for {library} arrays"}
+    else:
+        run_fused, run_loop = (lambda: fused(xs)), (lambda: loop(xs))
+    fused_timing = measure(run_fused, repeats, sync)
+    copy_timing = measure(copier(xs), repeats, sync)
+    loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), sync)
+    return {
+        "status": "ok",
+        "gpu": _gpu_name(xs),
+        "repeats": repeats,
+        "loop_repeats": loop_timing.repeats,
+        **_timing_fields("", fused_timing),
+        **_timing_fields("copy_", copy_timing),
+        **_timing_fields("loop_", loop_timing),
+        "ratio_to_copy": fused_timing.median / copy_timing.median,
+        "ratio_to_loop": fused_timing.median / loop_timing.median,
+        "speedup_over_loop": loop_timing.median / fused_timing.median,
+    }
+
+
+def run(
+    backends: Sequence[str] | None = None,
+    workloads: Sequence[str] | None = None,
+    *,
+    repeats: int = 5,
+    dtype: str = "float32",
+    devices: Sequence[str] | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    progress: Progress | bool = True,
+) -> dict[str, Any]:
+    """Run the standard workloads; the report as a JSON-ready dict.
+
+    ``backends`` defaults to every registered backend (unavailable ones give a
+    ``skipped`` row with the reason); ``workloads`` to all of
+    :data:`WORKLOADS`; ``devices`` to every device each backend declares.
+    The training workload runs on backends that declare autograd. ``quick``
+    shrinks every workload (for tests). One failing case gives an ``error``
+    row and the others still run.
+
+    The report has ``machine``, ``settings`` and ``results``: one row per
+    backend, device and workload with the median and quartiles of
+    ``li_scan`` (``median_s``, ...), of copying the input (``copy_*``) and of
+    the reference loop (``loop_*``), and the ratios ``ratio_to_copy`` and
+    ``ratio_to_loop`` (``li_scan``'s time over theirs) and
+    ``speedup_over_loop`` (the inverse of the latter).
+    """
+    names = list(backends) if backends else [info.name for info in list_backends()]
+    chosen = [WORKLOADS[name] for name in (workloads or WORKLOADS)]  # KeyError names the workload
+    if quick:
+        chosen = [w.quick() for w in chosen]
+    infos = {info.name: info for info in list_backends()}
+    # in report order: a finished row (skipped), or what to time
+    plan: list[dict[str, Any] | tuple[Any, str, Any, Workload]] = []
+    for name in names:
+        backend = get_backend(name)  # BackendNotFoundError lists the registered names
+        info = infos[name]
+        if not info.available:
+            plan.append(_row(name, None, None, dtype, status="skipped", reason=info.reason))
+            continue
+        if dtype not in info.dtypes:
+            plan.append(_row(name, None, None, dtype, status="skipped", reason=f"{name} does not support {dtype}"))
+            continue
+        wanted = [d for d in info.devices if devices is None or d in devices]
+        if not wanted:
+            plan.append(_row(name, None, None, dtype, status="skipped", reason="none of the requested devices"))
+        for device in wanted:
+            argument, reason = _probe_device(backend, device, only=len(info.devices) == 1)
+            if reason is not None:
+                plan.append(_row(name, device, None, dtype, status="skipped", reason=reason))
+                continue
+            for workload in chosen:
+                if workload.training and not info.autograd:
+                    reason = f"{name} does not declare autograd"
+                    plan.append(_row(name, device, workload, dtype, status="skipped", reason=reason))
+                else:
+                    plan.append((backend, device, argument, workload))
+
+    cases = sum(1 for entry in plan if isinstance(entry, tuple))
+    bar = progress if isinstance(progress, Progress) else Progress(cases, enabled=bool(progress))
+    rows: list[dict[str, Any]] = []
+    for entry in plan:
+        if isinstance(entry, dict):
+            rows.append(entry)
+            continue
+        backend, device, argument, workload = entry
+        bar.update(f"{backend.name} {device} {workload.name} ({workload.shape})")
+        try:
+            fields = _time_case(backend, argument, workload, dtype, repeats, seed)
+        except Exception as exc:  # one failing case must not hide the others
+            fields = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+        rows.append(_row(backend.name, device, workload, dtype, version=infos[backend.name].version, **fields))
+    bar.close()
+    return {
+        "machine": machine_info(),
+        "settings": {
+            "dtype": dtype,
+            "repeats": repeats,
+            "quick": quick,
+            "seed": seed,
+            "dt": DT,
+            "workloads": {w.name: dataclasses.asdict(w) for w in chosen},
+        },
+        "results": rows,
+    }
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain-text table with left-aligned columns."""
+    text_rows = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
+    widths = [max(len(h), *(len(r[k]) for r in text_rows)) if text_rows else len(h) for k, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in text_rows]
+    return "\n".join(lines)
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.0123`` as ``12.3 ms`` (three significant digits)."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_results(report: dict[str, Any]) -> str:
+    """The human-readable table of a :func:`run` report, then the skipped
+    and failed cases with their reasons."""
+    machine = report["machine"]
+    settings = report["settings"]
+    head = (
+        f"li bench: {settings['dtype']}, median of {settings['repeats']} runs"
+        f"{' (quick sizes)' if settings['quick'] else ''}; "
+        f"{machine['cpu']}, {machine['cpu_count']} CPUs, {machine['platform']}, Python {machine['python']}"
+    )
+    table = []
+    notes = []
+    for row in report["results"]:
+        where = row["device"] or "-"
+        what = f"{row['backend']} {where if row['device'] else ''} {row['workload'] or ''}".split()
+        if row["status"] != "ok":
+            notes.append(f"{row['status']}: {' '.join(what)}: {row['reason']}")
+            continue
+        table.append(
+            [
+                row["backend"],
+                f"{where} ({row['gpu']})" if row.get("gpu") else where,
+                row["workload"],
+                row["shape"],
+                format_seconds(row["median_s"]),
+                f"{format_seconds(row['q25_s'])} - {format_seconds(row['q75_s'])}",
+                format_seconds(row["copy_median_s"]),
+                f"{row['ratio_to_copy']:.3g}",
+                format_seconds(row["loop_median_s"]),
+                f"{row['speedup_over_loop']:.3g}x",
+            ]
+        )
+    headers = ["backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup"]
+    parts = [head, "", format_table(headers, table) if table else "(nothing was timed)"]
+    if notes:
+        parts += ["", *notes]
+    parts += [
+        "",
+        "x copy: li_scan's time over copying its input once on the same device; "
+        "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's.",
+    ]
+    return "\n".join(parts)
+
+
+def plot_results(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """A bar chart of a :func:`run` report, written to ``path`` (PNG, or any
+    format matplotlib infers from the suffix): per workload, ``li_scan``'s
+    median time on each backend and device next to the reference loop's,
+    on a log scale, with the copy time as a tick. Needs matplotlib."""
+    from matplotlib.figure import Figure
+
+    rows = [r for r in report["results"] if r["status"] == "ok"]
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    targets = list(dict.fromkeys(f"{r['backend']} ({r['device']})" for r in rows))
+    figure = Figure(figsize=(max(6.0, 1.6 * len(workloads) * max(1, len(targets)) ** 0.5 + 2), 4.2))
+    axes = figure.add_subplot()
+    group = 0.8
+    width = group / max(1, 2 * len(targets))
+    colors = [f"C{k}" for k in range(10)]
+    for k, target in enumerate(targets):
+        fused, loop, copy, positions = [], [], [], []
+        for g, workload in enumerate(workloads):
+            match = [r for r in rows if r["workload"] == workload and f"{r['backend']} ({r['device']})" == target]
+            if not match:
+                continue
+            r = match[0]
+            positions.append(g - group / 2 + (2 * k + 0.5) * width)
+            fused.append(r["median_s"] * 1e3)
+            loop.append(r["loop_median_s"] * 1e3)
+            copy.append(r["copy_median_s"] * 1e3)
+        color = colors[k % len(colors)]
+        axes.bar(positions, fused, width, color=color, label=f"{target}: li_scan")
+        loop_positions = [p + width for p in positions]
+        axes.bar(loop_positions, loop, width, color=color, alpha=0.35, hatch="//", label=f"{target}: step loop")
+        axes.scatter(positions, copy, marker="_", s=300, color="black", zorder=3, label="copy of the input" if k == 0 else None)
+    axes.set_xticks(range(len(workloads)), workloads)
+    axes.set_yscale("log")
+    axes.set_ylabel("median time (ms, log scale)")
+    machine = report["machine"]
+    axes.set_title(f"li bench, {report['settings']['dtype']}: {machine['cpu']} ({machine['cpu_count']} CPUs)", fontsize=9)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)

@@ -1,0 +1,240 @@
+"""The ``li`` command line (also ``python -m li_core``).
+
+``li backends`` lists the registered backends, ``li demo`` simulates a
+population and plots it, ``li bench`` times the standard workloads,
+``li check`` runs the conformance suite against one backend and
+``li compare`` checks every backend against the float64 reference.
+Every subcommand is a small ``_cmd_*`` function taking the parsed arguments
+and returning the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+PLOT_EXTRA = 'pip install "li-neurons[plot]"'
+
+
+def _split(text: str) -> list[str]:
+    """``"a,b"`` as ``["a", "b"]``, for comma-separated options."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _no_matplotlib(what: str) -> int:
+    print(f"li: matplotlib is not installed, so {what} was not written. To get it: {PLOT_EXTRA}", file=sys.stderr)
+    return 0
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- li backends ---------------------------------------------------------------------------
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from . import get_backend, list_backends
+    from .bench import format_table
+
+    infos = list_backends()
+    if args.json:
+        print(json.dumps([info._asdict() for info in infos], indent=2))
+        return 0
+    rows = [
+        [
+            info.name,
+            "yes" if info.available else "no (see below)",
+            info.version or "-",
+            info.distribution,
+            info.priority,
+            ", ".join(info.dtypes),
+            ", ".join(info.devices),
+            "yes" if info.autograd else "no",
+        ]
+        for info in infos
+    ]
+    print(format_table(["name", "available", "version", "distribution", "priority", "dtypes", "devices", "autograd"], rows))
+    for info in infos:
+        if not info.available:
+            hint = get_backend(info.name).install_hint()
+            print(f"\n{info.name} is unavailable: {info.reason}" + (f"\n  to install it: {hint}" if hint else ""))
+    return 0
+
+
+# -- li demo -------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    result = demo.simulate(args.backend, neurons=args.neurons, inputs=args.inputs, seed=args.seed, device=args.device)
+    print(demo.summary(result))
+    if not _has_matplotlib():
+        return _no_matplotlib(f"the plot {args.output}")
+    demo.plot(result, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+# -- li bench ------------------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    unknown = [w for w in args.workloads or () if w not in bench.WORKLOADS]
+    if unknown:
+        print(f"li bench: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(bench.WORKLOADS)}", file=sys.stderr)
+        return 2
+    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
+    report = bench.run(
+        args.backends,
+        args.workloads,
+        repeats=repeats,
+        dtype=args.dtype,
+        devices=args.devices,
+        quick=args.quick,
+        progress=not args.quiet,
+    )
+    print(json.dumps(report, indent=2) if args.json else bench.format_results(report))
+    if args.plot:
+        if not _has_matplotlib():
+            return _no_matplotlib(f"the chart {args.plot}")
+        bench.plot_results(report, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 1 if any(row["status"] == "error" for row in report["results"]) else 0
+
+
+# -- li check / li compare (the conformance suite, li_core.testing) ------------------------
+
+
+def _testing_commands() -> tuple[Any, str | None]:
+    """``li_core.testing.commands`` and None, or None and why it cannot be used."""
+    try:
+        from .testing import commands
+    except ImportError as exc:
+        if (exc.name or "").startswith("li_core.testing"):
+            return None, "not available yet (li_core.testing.commands is not part of this installation)"
+        return None, f"cannot be loaded: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # a broken suite must not take the other subcommands down
+        return None, f"cannot be loaded: {type(exc).__name__}: {exc}"
+    return commands, None
+
+
+def _add_testing_command(subcommands: Any, name: str, help_text: str) -> None:
+    parser = subcommands.add_parser(name, help=help_text, description=help_text)
+    commands, why = _testing_commands()
+    if commands is None:
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        parser.epilog = f"li {name} is {why}."
+        parser.set_defaults(handler=lambda args: _unavailable(name, why))
+        return
+    getattr(commands, f"add_{name}_arguments")(parser)
+    parser.set_defaults(handler=getattr(commands, f"run_{name}"))
+
+
+def _unavailable(name: str, why: str | None) -> int:
+    print(f"li {name} is {why}", file=sys.stderr)
+    return 2
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``li`` argument parser with every subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="li",
+        description="Leaky-integrator neurons on any array framework: list the backends, run a demo, "
+        "benchmark, check a backend against the contract, compare backends.",
+        epilog="Run 'li COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"li-neurons {__version__}")
+    subcommands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+
+    backends = subcommands.add_parser(
+        "backends",
+        help="list the registered backends and what they support",
+        description="List every registered backend: whether it is available here (or why not), the version "
+        "of its array library, the distribution that registered it, its priority in the automatic choice, "
+        "and its dtypes, devices and autograd support.",
+    )
+    backends.add_argument("--json", action="store_true", help="print the records as JSON")
+    backends.set_defaults(handler=_cmd_backends)
+
+    demo = subcommands.add_parser(
+        "demo",
+        help="simulate a population driven by Poisson spikes and plot it",
+        description="Simulate leaky integrators driven by Poisson spike trains through random weights for one "
+        "second of model time (T=1000 steps of 1 ms, one li_scan call), print a summary and write a PNG "
+        f"with the input raster and a few voltage traces (needs matplotlib: {PLOT_EXTRA}).",
+    )
+    demo.add_argument("--backend", default="numpy", metavar="NAME", help="backend to run on (default: numpy)")
+    demo.add_argument("--device", default=None, help="device for the backend's arrays (default: the backend's own)")
+    demo.add_argument("-o", "--output", default="li-demo.png", metavar="PATH", help="image to write (default: li-demo.png)")
+    demo.add_argument("--neurons", type=int, default=1000, metavar="N", help="number of neurons (default: 1000)")
+    demo.add_argument("--inputs", type=int, default=100, metavar="M", help="number of input spike trains (default: 100)")
+    demo.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    demo.set_defaults(handler=_cmd_demo)
+
+    from .bench import WORKLOADS
+
+    bench = subcommands.add_parser(
+        "bench",
+        help="time the standard workloads on every available backend",
+        description="Time li_scan on the standard workloads on every available backend and device, next to "
+        "copying the same input on the same device and the one-step-at-a-time reference loop "
+        "(li_core.reference.scan), with device synchronisation. Workloads: "
+        + "; ".join(f"{w.name}: {w.title} {w.shape}" for w in WORKLOADS.values())
+        + ". The training workload runs on autograd backends only.",
+    )
+    bench.add_argument("--backends", type=_split, metavar="A,B", help="comma-separated backends (default: all)")
+    bench.add_argument(
+        "--workloads", type=_split, metavar="W,...", help=f"comma-separated workloads (default: {','.join(WORKLOADS)})"
+    )
+    bench.add_argument("--devices", type=_split, metavar="D,...", help="only these device kinds, e.g. cpu,cuda")
+    bench.add_argument("--dtype", default="float32", help="dtype of the arrays (default: float32)")
+    bench.add_argument("--repeats", type=int, metavar="N", help="timed runs per measurement (default: 5, --quick: 2)")
+    bench.add_argument("--quick", action="store_true", help="much smaller workloads, for a smoke test")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON (machine, settings, results)")
+    bench.add_argument("--plot", metavar="PATH", help="also write a bar chart (PNG) to PATH; needs matplotlib")
+    bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(handler=_cmd_bench)
+
+    _add_testing_command(
+        subcommands, "check", "run the conformance suite against one backend (does it honour the contract?)"
+    )
+    _add_testing_command(
+        subcommands, "compare", "run the same random inputs through every backend and compare with the float64 reference"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``li`` with ``argv`` (default: the process arguments); the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from .errors import BackendNotFoundError, BackendUnavailableError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (BackendNotFoundError, BackendUnavailableError) as exc:
+        print(f"li {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

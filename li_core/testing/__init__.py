@@ -1,0 +1,15 @@
+"""Tools to trust a backend: the conformance suite, the SPEC tolerances and
+cross-backend equivalence.
+
+- ``li check NAME`` / ``pytest --pyargs li_core.testing.conformance --li-backend NAME``
+  runs the conformance suite (:mod:`li_core.testing.conformance`);
+- :func:`run_conformance` does the same from Python, also for backend objects
+  that are not registered;
+- :func:`compare` / ``li compare`` runs the same random inputs through every
+  backend and tabulates the errors against the float64 reference.
+"""
+
+from .cases import Case, random_case
+from .tolerances import RTOL, assert_matches, error_ratio
+
+__all__ = ["RTOL", "Case", "assert_matches", "error_ratio", "random_case"]

@@ -1,0 +1,69 @@
+"""Random test cases, generated once in NumPy float64 so that every backend
+sees the same numbers (converted with its own ``asarray``)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from li_core.types import LIParameters, LIState
+
+
+class Case(NamedTuple):
+    """Inputs ``xs`` ``[T, *batch, n_in]`` (through ``weights`` ``[n_out, n_in]``
+    when weighted, else ``n_in == n_out``), an initial state and per-neuron
+    parameters of shape ``[n_out]``, all float64 NumPy."""
+
+    xs: np.ndarray
+    weights: np.ndarray | None
+    state: LIState
+    p: LIParameters
+    dt: float
+
+
+def random_case(
+    steps: int,
+    batch: tuple[int, ...] = (3,),
+    neurons: int = 17,
+    inputs: int | None = None,
+    *,
+    seed: int = 0,
+    per_neuron: bool = True,
+    dt: float = 1e-3,
+) -> Case:
+    """A random case; ``inputs`` set means a weighted case with that many inputs.
+
+    Time constants are drawn so that ``dt*tau_inv`` lies in (0.05, 0.45), the
+    range of realistic, stable forward-Euler models.
+    """
+    rng = np.random.default_rng(seed)
+    n_in = neurons if inputs is None else inputs
+    xs = rng.normal(0.0, 1.0, size=(steps, *batch, n_in))
+    weights = None if inputs is None else rng.normal(0.0, 1.0 / np.sqrt(n_in), size=(neurons, n_in))
+    shape = (*batch, neurons)
+    state = LIState(rng.normal(0.0, 0.5, size=shape), rng.normal(0.0, 0.5, size=shape))
+    if per_neuron:
+        p = LIParameters(
+            tau_syn_inv=rng.uniform(50.0, 450.0, size=neurons),
+            tau_mem_inv=rng.uniform(50.0, 450.0, size=neurons),
+            v_leak=rng.uniform(-1.0, 1.0, size=neurons),
+        )
+    else:
+        p = LIParameters(200.0, 100.0, 0.25)
+    return Case(xs, weights, state, p, dt)
+
+
+def convert(case: Case, to_array: Any) -> Case:
+    """The case with every array passed through ``to_array`` (floats kept)."""
+
+    def each(value: Any) -> Any:
+        return value if value is None or isinstance(value, float) else to_array(value)
+
+    return Case(
+        each(case.xs),
+        each(case.weights),
+        LIState(each(case.state.v), each(case.state.i)),
+        LIParameters(*(each(value) for value in case.p)),
+        case.dt,
+    )

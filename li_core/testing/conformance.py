@@ -1,0 +1,435 @@
+"""The conformance suite: SPEC sections 2, 4 and 5 for one backend.
+
+Run it on any registered backend with ``li check NAME`` or
+``pytest --pyargs li_core.testing.conformance --li-backend NAME``. Every test
+runs once per declared dtype and device of the backend (``target``); what
+cannot run here is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+import pytest
+
+from li_core import (
+    BackendNotFoundError,
+    LIParameters,
+    LIState,
+    li_feed_forward_step,
+    li_scan,
+    li_step,
+)
+from li_core import reference as ref
+from li_core.arrays import dtype_name, library_name
+
+from .cases import Case, random_case
+from .pytest_plugin import chosen_backends
+from .targets import Target, targets_for
+from .tolerances import assert_matches
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    found = targets_for(
+        chosen_backends(config),
+        config.getoption("li_dtype", default=[]) or None,
+        config.getoption("li_device", default=[]) or None,
+    )
+    params = [
+        pytest.param(target, id=target.id, marks=[pytest.mark.skip(reason=skip)] if skip else [])
+        for target, skip in found
+    ]
+    metafunc.parametrize("target", params)
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def reference_scan(case: Case, record_states: bool = False) -> tuple[np.ndarray, LIState]:
+    """The float64 reference on NumPy arrays (no validation: cases are valid)."""
+    return ref.scan(case.xs, case.state, case.weights, case.p, case.dt, record_states)
+
+
+def run_scan(target: Target, case: Case, **kwargs) -> tuple:
+    return li_scan(case.xs, case.state, case.weights, case.p, case.dt, backend=target.backend, **kwargs)
+
+
+def check_scan(target: Target, case: Case, what: str) -> None:
+    """Scan ``case`` on the target and compare voltages and final state with
+    the reference on the same (rounded) numbers."""
+    vs, state = run_scan(target, target.case(case))
+    expected_vs, expected = reference_scan(target.rounded(case))
+    assert_matches(target.numpy(vs), expected_vs, target.dtype, f"{what}: voltages")
+    assert_matches(target.numpy(state.v), expected.v, target.dtype, f"{what}: final v")
+    assert_matches(target.numpy(state.i), expected.i, target.dtype, f"{what}: final i")
+
+
+def sequence(values: list[float], steps_shape: tuple[int, ...] = (1,)) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).reshape(len(values), *steps_shape)
+
+
+def mutable(target: Target, x) -> bool:
+    """Whether arrays of this library can be written in place."""
+    try:
+        x[...] = x
+    except (TypeError, ValueError, NotImplementedError, AttributeError):
+        return False
+    return True
+
+
+# --- SPEC section 4: Norse's known values -------------------------------------
+
+CONSTANT_V = [0.1, 0.27, 0.487, 0.7335, 0.99631, 1.265607, 1.5341887, 1.79688375, 2.050086511, 2.2913907687]
+CONSTANT_I = [0.8, 1.44, 1.952, 2.3616, 2.68928, 2.951424, 3.1611392, 3.32891136, 3.463129088, 3.5705032704]
+
+
+def test_known_values_constant_input(target: Target) -> None:
+    vs, states = li_scan(target.array(np.ones((10, 1))), backend=target.backend, record_states=True)
+    assert_matches(target.numpy(vs), sequence(CONSTANT_V), target.dtype, "constant input: v")
+    assert_matches(target.numpy(states.i), sequence(CONSTANT_I), target.dtype, "constant input: i")
+
+
+def test_known_values_impulse(target: Target) -> None:
+    xs = target.array(sequence([1.0, 0.0, 0.0, 0.0, 0.0]))
+    vs, states = li_scan(xs, backend=target.backend, record_states=True)
+    assert_matches(target.numpy(vs), sequence([0.1, 0.17, 0.217, 0.2465, 0.26281]), target.dtype, "impulse: v")
+    assert_matches(target.numpy(states.i), sequence([0.8, 0.64, 0.512, 0.4096, 0.32768]), target.dtype, "impulse: i")
+
+
+def test_known_values_weighted_step(target: Target) -> None:
+    weights = target.array([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]])
+    spikes = target.array([1.0, 1.0])
+    v, state = li_step(spikes, None, weights, backend=target.backend)
+    assert_matches(target.numpy(v), [0.3, -0.05, 0.3], target.dtype, "weighted step 0: v")
+    assert_matches(target.numpy(state.i), [2.4, -0.4, 2.4], target.dtype, "weighted step 0: i")
+    for _ in range(2):
+        v, state = li_step(spikes, state, weights, backend=target.backend)
+    assert_matches(target.numpy(v), [1.461, -0.2435, 1.461], target.dtype, "weighted step 2: v")
+
+
+def test_known_values_instant_time_constants(target: Target) -> None:
+    xs = np.random.default_rng(1).normal(size=(20, 4))
+    p = LIParameters(tau_syn_inv=1000.0, tau_mem_inv=1000.0)
+    vs, states = li_scan(target.array(xs), p=p, backend=target.backend, record_states=True)
+    assert_matches(target.numpy(vs), target.numpy(target.array(xs)), target.dtype, "tau_inv = 1/dt: v equals input")
+    assert_matches(target.numpy(states.i), np.zeros_like(xs), target.dtype, "tau_inv = 1/dt: i stays 0")
+
+
+# --- against the float64 reference -------------------------------------------
+
+
+def test_scan_matches_reference(target: Target) -> None:
+    check_scan(target, random_case(1000, (3,), 37, seed=2), "1000-step scan, per-neuron parameters")
+
+
+def test_weighted_scan_matches_reference(target: Target) -> None:
+    check_scan(target, random_case(1000, (2,), 7, inputs=5, seed=3), "1000-step weighted scan")
+
+
+def test_steps_match_reference(target: Target) -> None:
+    for inputs in (None, 6):
+        case = random_case(1, (4,), 9, inputs=inputs, seed=4)
+        given, rounded = target.case(case), target.rounded(case)
+        if inputs is None:
+            v, state = li_feed_forward_step(given.xs[0, ...], given.state, given.p, case.dt, backend=target.backend)
+            expected_v, expected = ref.feed_forward_step(rounded.xs[0, ...], rounded.state, rounded.p, case.dt)
+        else:
+            v, state = li_step(given.xs[0, ...], given.state, given.weights, given.p, case.dt, backend=target.backend)
+            expected_v, expected = ref.step(rounded.xs[0, ...], rounded.state, rounded.weights, rounded.p, case.dt)
+        what = "feed-forward step" if inputs is None else "weighted step"
+        assert_matches(target.numpy(v), expected_v, target.dtype, f"{what}: v")
+        assert_matches(target.numpy(state.v), expected.v, target.dtype, f"{what}: state.v")
+        assert_matches(target.numpy(state.i), expected.i, target.dtype, f"{what}: state.i")
+
+
+def test_scan_equals_loop_of_steps(target: Target) -> None:
+    for inputs in (None, 5):
+        case = target.case(random_case(40, (2,), 6, inputs=inputs, seed=5))
+        vs, final = run_scan(target, case)
+        state = case.state
+        for t in range(40):
+            if inputs is None:
+                v, state = li_feed_forward_step(case.xs[t, ...], state, case.p, case.dt, backend=target.backend)
+            else:
+                v, state = li_step(case.xs[t, ...], state, case.weights, case.p, case.dt, backend=target.backend)
+            assert_matches(target.numpy(vs[t, ...]), target.numpy(v), target.dtype, f"scan vs step loop at t={t}")
+        assert_matches(target.numpy(final.i), target.numpy(state.i), target.dtype, "scan vs step loop: final i")
+
+
+def test_split_scan_carries_state(target: Target) -> None:
+    case = target.case(random_case(60, (2,), 8, seed=6))
+    whole, whole_state = run_scan(target, case)
+    first, middle = run_scan(target, case._replace(xs=case.xs[:25, ...]))
+    second, last = run_scan(target, case._replace(xs=case.xs[25:, ...], state=middle))
+    assert_matches(target.numpy(first), target.numpy(whole[:25, ...]), target.dtype, "split scan: first part")
+    assert_matches(target.numpy(second), target.numpy(whole[25:, ...]), target.dtype, "split scan: second part")
+    assert_matches(target.numpy(last.v), target.numpy(whole_state.v), target.dtype, "split scan: final v")
+    assert_matches(target.numpy(last.i), target.numpy(whole_state.i), target.dtype, "split scan: final i")
+
+
+def test_record_states(target: Target) -> None:
+    case = random_case(50, (2,), 5, inputs=3, seed=7)
+    vs, states = run_scan(target, target.case(case), record_states=True)
+    _, final = run_scan(target, target.case(case))
+    expected_vs, expected = reference_scan(target.rounded(case), record_states=True)
+    assert tuple(states.v.shape) == tuple(states.i.shape) == (50, 2, 5), f"recorded shapes {states.v.shape}"
+    assert_matches(target.numpy(states.v), expected_vs, target.dtype, "record_states: v sequence")
+    assert_matches(target.numpy(states.i), expected.i, target.dtype, "record_states: i sequence")
+    assert_matches(target.numpy(states.v[-1, ...]), target.numpy(final.v), target.dtype, "record_states: last v row")
+    assert_matches(target.numpy(states.i[-1, ...]), target.numpy(final.i), target.dtype, "record_states: last i row")
+    np.testing.assert_array_equal(target.numpy(states.v), target.numpy(vs), err_msg="record_states: v differs from output")
+
+
+def test_state_none_is_leak_and_zero_current(target: Target) -> None:
+    case = target.case(random_case(30, (2,), 6, inputs=4, seed=8))
+    v_start = target.numpy(case.p.v_leak) * np.ones((2, 6))
+    explicit = LIState(target.array(v_start), target.array(np.zeros((2, 6))))
+    for record in (False, True):
+        got = run_scan(target, case._replace(state=None), record_states=record)
+        want = run_scan(target, case._replace(state=explicit), record_states=record)
+        for a, b, what in ((got[0], want[0], "voltages"), (got[1].v, want[1].v, "v"), (got[1].i, want[1].i, "i")):
+            assert_matches(target.numpy(a), target.numpy(b), target.dtype, f"scan state=None: {what}")
+    step_none = li_step(case.xs[0, ...], None, case.weights, case.p, case.dt, backend=target.backend)
+    step_explicit = li_step(case.xs[0, ...], explicit, case.weights, case.p, case.dt, backend=target.backend)
+    assert_matches(target.numpy(step_none[0]), target.numpy(step_explicit[0]), target.dtype, "step state=None")
+    x = target.array(np.ones((2, 6)))
+    ff_none = li_feed_forward_step(x, None, case.p, case.dt, backend=target.backend)
+    ff_explicit = li_feed_forward_step(x, explicit, case.p, case.dt, backend=target.backend)
+    assert_matches(target.numpy(ff_none[1].i), target.numpy(ff_explicit[1].i), target.dtype, "ff step state=None")
+    assert_matches(target.numpy(ff_none[0]), target.numpy(ff_explicit[0]), target.dtype, "ff step state=None: v")
+
+
+def test_zero_steps_return_initial_state(target: Target) -> None:
+    case = target.case(random_case(0, (2,), 5, inputs=3, seed=9))
+    vs, state = run_scan(target, case)
+    assert tuple(vs.shape) == (0, 2, 5), f"T=0 voltages have shape {tuple(vs.shape)}"
+    assert_matches(target.numpy(state.v), target.numpy(case.state.v), target.dtype, "T=0: v")
+    assert_matches(target.numpy(state.i), target.numpy(case.state.i), target.dtype, "T=0: i")
+    vs, states = run_scan(target, case, record_states=True)
+    assert tuple(states.v.shape) == tuple(states.i.shape) == (0, 2, 5), "T=0 record_states shapes"
+    _, fresh = run_scan(target, case._replace(state=None))
+    assert_matches(target.numpy(fresh.v), np.broadcast_to(target.numpy(case.p.v_leak), (2, 5)), target.dtype, "T=0 None: v")
+
+
+def test_parameters_and_state_broadcast(target: Target) -> None:
+    base = random_case(30, (3, 2), 4, seed=10)
+    rng = np.random.default_rng(11)
+    variants = {
+        "scalar parameters": base._replace(p=LIParameters(150.0, 90.0, -0.5)),
+        "per-neuron [N]": base,
+        "per-row [2, 1]": base._replace(p=LIParameters(rng.uniform(50, 400, (2, 1)), rng.uniform(50, 400, (2, 1)), 0.1)),
+        "full [3, 2, N]": base._replace(p=LIParameters(*(rng.uniform(50, 400, (3, 2, 4)) for _ in range(3)))),
+        "state [N]": base._replace(state=LIState(rng.normal(size=4), rng.normal(size=4))),
+        "mixed float and array": base._replace(p=base.p._replace(tau_syn_inv=300.0)),
+    }
+    for what, case in variants.items():
+        check_scan(target, case, f"broadcasting, {what}")
+
+
+def test_non_contiguous_inputs(target: Target) -> None:
+    case = random_case(40, (3,), 6, inputs=8, seed=12)
+    xp = array_api_compat.array_namespace(target.array(np.zeros(1)))
+    wide = np.random.default_rng(13).normal(size=(80, 3, 16))
+    strided = target.array(wide)[::2, :, ::2]  # [40, 3, 8], strided in time and neurons
+    reversed_axes = np.ascontiguousarray(np.transpose(wide[::2, :, ::2], (2, 1, 0)))
+    transposed = xp.permute_dims(target.array(reversed_axes), (2, 1, 0))  # [40, 3, 8], axes permuted
+    given = target.case(case)
+    weights_t = xp.permute_dims(target.array(np.ascontiguousarray(case.weights.T)), (1, 0))
+    for xs, what in ((strided, "strided"), (transposed, "transposed")):
+        contiguous = target.array(target.numpy(xs))
+        a = li_scan(xs, given.state, weights_t, given.p, case.dt, backend=target.backend)
+        b = li_scan(contiguous, given.state, given.weights, given.p, case.dt, backend=target.backend)
+        assert_matches(target.numpy(a[0]), target.numpy(b[0]), target.dtype, f"{what} inputs and weights")
+        c = li_feed_forward_step(xs[0, :, :6], given.state, given.p, case.dt, backend=target.backend)
+        d = li_feed_forward_step(contiguous[0, :, :6], given.state, given.p, case.dt, backend=target.backend)
+        assert_matches(target.numpy(c[0]), target.numpy(d[0]), target.dtype, f"{what} step input")
+
+
+# --- no mutation, no aliasing, result kind -----------------------------------
+
+
+def _snapshot(target: Target, case: Case) -> list[np.ndarray]:
+    arrays = [case.xs, case.state.v, case.state.i, *(v for v in case.p if not isinstance(v, float))]
+    if case.weights is not None:
+        arrays.append(case.weights)
+    return [target.numpy(a).copy() for a in arrays]
+
+
+def test_inputs_are_not_mutated(target: Target) -> None:
+    case = target.case(random_case(20, (2,), 5, inputs=4, seed=14))
+    before = _snapshot(target, case)
+    run_scan(target, case)
+    run_scan(target, case, record_states=True)
+    li_step(case.xs[0, ...], case.state, case.weights, case.p, case.dt, backend=target.backend)
+    ff = case._replace(xs=target.array(np.ones((3, 2, 5))), weights=None)
+    before_ff = _snapshot(target, ff)
+    li_feed_forward_step(ff.xs[0, ...], ff.state, ff.p, ff.dt, backend=target.backend)
+    run_scan(target, ff)
+    for old, new in zip(before + before_ff, _snapshot(target, case) + _snapshot(target, ff)):
+        np.testing.assert_array_equal(new, old, err_msg="an input was modified")
+
+
+def test_outputs_do_not_alias(target: Target) -> None:
+    case = target.case(random_case(5, (2,), 3, seed=15))
+    probe = target.array(np.zeros(3))
+    if not mutable(target, probe):
+        pytest.skip(f"{library_name(probe)} arrays are immutable, so aliasing cannot be observed")
+    results = {
+        "ff step": li_feed_forward_step(case.xs[0, ...], case.state, case.p, case.dt, backend=target.backend),
+        "scan": run_scan(target, case),
+        "scan record_states": run_scan(target, case, record_states=True),
+        "scan T=0": run_scan(target, case._replace(xs=case.xs[:0, ...])),
+    }
+    inputs = _snapshot(target, case)
+    for what, (v, state) in results.items():
+        outputs = {"voltages": v, "state.v": state.v, "state.i": state.i}
+        before = {name: target.numpy(a).copy() for name, a in outputs.items()}
+        for name, array in outputs.items():
+            if array.shape[0] == 0:
+                continue
+            array[...] = 12345.0
+            for other, other_array in outputs.items():
+                if other != name:
+                    np.testing.assert_array_equal(
+                        target.numpy(other_array), before[other], err_msg=f"{what}: writing {name} changed {other}"
+                    )
+            for old, new in zip(inputs, _snapshot(target, case)):
+                np.testing.assert_array_equal(new, old, err_msg=f"{what}: writing {name} changed an input")
+            before[name] = target.numpy(array).copy()
+
+
+def test_results_keep_library_dtype_and_device(target: Target) -> None:
+    case = target.case(random_case(4, (2,), 3, inputs=5, seed=16))
+    outputs = [
+        *li_step(case.xs[0, ...], case.state, case.weights, case.p, case.dt, backend=target.backend),
+        *li_feed_forward_step(case.xs[0, ..., :3], None, case.p, case.dt, backend=target.backend),
+        *run_scan(target, case),
+        *run_scan(target, case, record_states=True),
+    ]
+    flat = []
+    for out in outputs:
+        flat.extend(out if isinstance(out, tuple) else (out,))
+    expected_device = _device(case.xs)
+    for out in flat:
+        assert target.backend.handles(out), f"result is {type(out)}, not an array of the backend's library"
+        assert dtype_name(out.dtype) == target.dtype, f"result dtype {dtype_name(out.dtype)}, expected {target.dtype}"
+        assert _device(out) == expected_device, f"result on device {_device(out)}, input on {expected_device}"
+
+
+def _device(x):
+    return str(array_api_compat.device(x))
+
+
+def test_large_population(target: Target) -> None:
+    check_scan(target, random_case(12, (1,), 70_001, seed=17), "70,001 neurons")
+    case = random_case(1, (), 70_001, seed=18)
+    given, rounded = target.case(case), target.rounded(case)
+    v, state = li_feed_forward_step(given.xs[0, ...], given.state, given.p, case.dt, backend=target.backend)
+    expected_v, expected = ref.feed_forward_step(rounded.xs[0, ...], rounded.state, rounded.p, case.dt)
+    assert_matches(target.numpy(v), expected_v, target.dtype, "70,001-neuron step: v")
+    assert_matches(target.numpy(state.i), expected.i, target.dtype, "70,001-neuron step: i")
+
+
+# --- SPEC section 5: bad input ----------------------------------------------
+
+
+def _bad_calls(target: Target, case: Case):
+    """``(what, expected exception, words the message must contain, call)``
+    for a valid weighted ``case`` of 6 steps, batch 2, 3 inputs, 4 neurons."""
+    b = target.backend
+    other_dtype = "float64" if target.dtype != "float64" else "float32"
+    other = Target(b, other_dtype, target.device)
+    integers = b.asarray(np.ones((6, 2, 3), dtype=np.int32), device=target.device)
+    xs, st, w, p, dt = case.xs, case.state, case.weights, case.p, case.dt
+    wrong_state = LIState(target.array(np.zeros((2, 5))), st.i)
+    yield "list input", TypeError, ["inputs"], lambda: li_scan([[1.0]], backend=b)
+    yield "integer input", TypeError, ["inputs", "int32"], lambda: li_scan(integers, backend=b)
+    yield "mixed dtypes", TypeError, ["state.v", other_dtype], lambda: li_scan(
+        xs, LIState(other.array(np.zeros((2, 4))), st.i), w, p, dt, backend=b
+    )
+    yield "mixed libraries", TypeError, ["state.i"], lambda: li_scan(xs, LIState(st.v, _foreign(target, (2, 4))), w, p, dt, backend=b)
+    yield "state shape", ValueError, ["state.v", "(2, 5)"], lambda: li_scan(xs, wrong_state, w, p, dt, backend=b)
+    yield "weights shape", ValueError, ["input_weights", "(4, 2)"], lambda: li_scan(
+        xs, None, target.array(np.ones((4, 2))), p, dt, backend=b
+    )
+    yield "weights not 2-d", ValueError, ["input_weights"], lambda: li_scan(xs, None, target.array(np.ones(3)), p, dt, backend=b)
+    yield "step without weights", TypeError, ["input_weights"], lambda: li_step(xs[0, ...], None, None, backend=b)
+    yield "parameter shape", ValueError, ["p.tau_mem_inv", "(3,)"], lambda: li_scan(
+        xs, None, w, p._replace(tau_mem_inv=target.array(np.ones(3) * 100)), dt, backend=b
+    )
+    yield "no time axis", ValueError, ["inputs"], lambda: li_scan(target.array(np.ones(())), backend=b)
+    yield "dt zero", ValueError, ["dt", "0.0"], lambda: li_scan(xs, None, w, p, 0.0, backend=b)
+    yield "dt nan", ValueError, ["dt", "nan"], lambda: li_scan(xs, None, w, p, float("nan"), backend=b)
+    yield "dt negative", ValueError, ["dt", "-0.001"], lambda: li_feed_forward_step(xs[0, :, :], None, dt=-0.001, backend=b)
+    yield "parameter inf", ValueError, ["p.v_leak", "inf"], lambda: li_scan(
+        xs, None, w, LIParameters(v_leak=float("inf")), dt, backend=b
+    )
+    yield "unknown backend", BackendNotFoundError, ["no-such-backend", "numpy"], lambda: li_scan(xs, backend="no-such-backend")
+    if not b.handles(_foreign(target, (6, 4))):
+        yield "backend does not handle the arrays", TypeError, [b.name], lambda: li_scan(_foreign(target, (6, 4)), backend=b)
+
+
+def _foreign(target: Target, shape: tuple[int, ...]):
+    """An array of another library than the target's, in the target's dtype."""
+    x = np.zeros(shape, dtype=np.float32 if target.dtype in ("float16", "bfloat16") else target.dtype)
+    if library_name(target.array(np.zeros(1))) != "numpy":
+        return x
+    import array_api_strict
+
+    return array_api_strict.asarray(x)
+
+
+def test_bad_input_raises_before_any_work(target: Target) -> None:
+    failures = []
+    case = target.case(random_case(6, (2,), 4, inputs=3, seed=19))
+    before = _snapshot(target, case)
+    for what, kind, words, call in _bad_calls(target, case):
+        try:
+            call()
+        except kind as exc:
+            missing = [word for word in words if word not in str(exc)]
+            if missing:
+                failures.append(f"{what}: message {str(exc)!r} does not mention {missing}")
+        except Exception as exc:
+            failures.append(f"{what}: raised {type(exc).__name__} ({exc}), expected {kind.__name__}")
+        else:
+            failures.append(f"{what}: no error, expected {kind.__name__}")
+    assert not failures, "bad input not rejected as SPEC section 5 requires:\n" + "\n".join(failures)
+    for old, new in zip(before, _snapshot(target, case)):
+        np.testing.assert_array_equal(new, old, err_msg="a rejected call modified its inputs")
+
+
+# --- gradients, for backends that declare autograd ---------------------------
+
+
+def test_gradients_match_autograd_through_steps(target: Target) -> None:
+    from .gradients import gradient_api
+
+    if not target.backend.autograd:
+        pytest.skip(f"backend {target.backend.name!r} does not declare autograd")
+    if target.dtype != "float64":
+        pytest.skip("gradients are compared in float64 only")
+    api = gradient_api(target.array(np.zeros(1)))
+    if api is None:
+        pytest.skip("the suite knows no gradient API for this library (torch and jax are supported)")
+    case = target.case(random_case(30, (2,), 4, inputs=3, seed=20))
+    weights_out = target.array(np.random.default_rng(21).normal(size=(30, 2, 4)))
+
+    def loss(scan_fn):
+        def f(xs, w, v0, i0, tau_syn_inv, tau_mem_inv, v_leak):
+            vs, state = scan_fn(xs, LIState(v0, i0), w, LIParameters(tau_syn_inv, tau_mem_inv, v_leak), case.dt)
+            return (vs * weights_out).sum() + (state.i * state.i).sum()
+
+        return f
+
+    arguments = (case.xs, case.weights, case.state.v, case.state.i, *case.p)
+    backend_scan = loss(lambda *a: li_scan(*a, backend=target.backend))
+    reference_scan_ = loss(lambda xs, s, w, p, dt: ref.scan(xs, s, w, p, dt, False))
+    got = api(backend_scan, arguments)
+    want = api(reference_scan_, arguments)
+    names = ("inputs", "input_weights", "state.v", "state.i", "p.tau_syn_inv", "p.tau_mem_inv", "p.v_leak")
+    for name, g, r in zip(names, got, want):
+        assert_matches(target.numpy(g), target.numpy(r), "float64", f"gradient w.r.t. {name}")
