@@ -85,7 +85,8 @@ class _Checker:
                 f"{name} has dtype {dtype_name(a.dtype)} but {self.argument} has dtype {self.dtype_name}; "
                 "all floating arrays in one call must share one dtype"
             )
-        if self.library != "numpy" and (where := device(a, library)) != self.device:
+        # (traced arrays, e.g. under jax.jit or jax.grad, may report no device)
+        if self.library != "numpy" and (where := device(a, library)) != self.device and None not in (where, self.device):
             raise ValueError(f"{name} is on device {where} but {self.argument} is on device {self.device}")
 
 

@@ -29,12 +29,13 @@ from .targets import Target, targets_for
 from .tolerances import assert_matches
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "target" not in metafunc.fixturenames:
-        return
+def parametrize_targets(metafunc: pytest.Metafunc, backends: list) -> None:
+    """Parametrize ``target`` over ``backends`` x their dtypes x devices,
+    narrowed by ``--li-dtype`` / ``--li-device``; impossible pairs are
+    skipped with the reason."""
     config = metafunc.config
     found = targets_for(
-        chosen_backends(config),
+        backends,
         config.getoption("li_dtype", default=[]) or None,
         config.getoption("li_device", default=[]) or None,
     )
@@ -43,6 +44,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for target, skip in found
     ]
     metafunc.parametrize("target", params)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        parametrize_targets(metafunc, chosen_backends(metafunc.config))
 
 
 # --- helpers -----------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""A JAX backend for li-neurons: a third-party plugin in miniature.
+
+The step is a jitted function; the scan is ``jax.lax.scan`` over time inside
+one jitted function. JAX is imported only when the backend is first asked to
+run or to report its availability, never at registration. float64 needs JAX's
+x64 mode: the backend switches it on when it first runs (and says so in
+``availability``'s docstring), as the li contract requires float64 support.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from typing import Any
+
+import li_core
+from li_core import LIParameters, LIState
+from li_core.reference import scan_coefficients
+
+
+@lru_cache(maxsize=None)
+def _kernels() -> tuple[Any, Any, Any]:
+    """The jitted step and scan, and ``jax.numpy``, built once (this is where
+    jax is imported and x64 mode switched on)."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+
+    # The coefficients (a, b, c) come in computed, not traced from dt: XLA may
+    # otherwise contract 1 - dt*tau_syn_inv into an FMA and lose the exact
+    # b = 0 of dt*tau_syn_inv = 1.
+    def euler(x, v, i, a, b, c, v_leak):
+        j = i + x
+        return c * v + a * (j + v_leak), b * j
+
+    @jax.jit
+    def step(x, v, i, a, b, c, v_leak):
+        v_new, i_new = euler(x, v, i, a, b, c, v_leak)
+        return v_new, LIState(v_new, i_new)  # JAX arrays are immutable: sharing is not aliasing
+
+    @jax.jit
+    def scan(xs, v, i, a, b, c, v_leak):
+        def one(carry, x):
+            v, i = euler(x, *carry, a, b, c, v_leak)
+            return (v, i), (v, i)
+
+        (v, i), (vs, is_) = jax.lax.scan(one, (v, i), xs)
+        return vs, is_, v, i
+
+    return step, scan, jnp
+
+
+class JaxBackend(li_core.Backend):
+    """Leaky integrators on JAX arrays (CPU or any device JAX runs on)."""
+
+    name = "jax"
+    library = "jax"
+    priority = 20
+    dtypes = ("float32", "float64")
+    devices = ("cpu",)
+    autograd = True
+
+    def availability(self) -> str | None:
+        """Importing JAX (and switching on x64 mode for float64)."""
+        try:
+            _kernels()
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def install_hint(self) -> str:
+        return "pip install li-jax-backend jax"
+
+    def handles(self, x: Any) -> bool:
+        jax = sys.modules.get("jax")
+        return jax is not None and isinstance(x, jax.Array)
+
+    def asarray(self, array: Any, device: Any = None) -> Any:
+        import jax
+
+        _kernels()  # x64 mode first, or float64 data would be truncated
+        if device not in (None, "cpu"):
+            raise ValueError(f"the example jax backend runs on 'cpu' only, got device={device!r}")
+        return jax.device_put(array, jax.devices("cpu")[0])
+
+    def to_numpy(self, x: Any) -> Any:
+        import numpy
+
+        return numpy.array(x)
+
+    def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
+        step, _, _ = _kernels()
+        return step(x, state.v, state.i, *scan_coefficients(p, dt), p.v_leak)
+
+    def scan(self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool) -> tuple[Any, LIState]:
+        _, scan, jnp = _kernels()
+        if w is not None:
+            xs = jnp.matmul(xs, w.T)  # all T steps in one matmul
+        vs, is_, v, i = scan(xs, state.v, state.i, *scan_coefficients(p, dt), p.v_leak)
+        return vs, (LIState(vs, is_) if record_states else LIState(v, i))
+
+
+@li_core.hookimpl
+def li_register_backends() -> list[li_core.Backend]:
+    return [JaxBackend()]
