@@ -23,6 +23,7 @@ import importlib
 import sys
 from typing import Any, ClassVar
 
+from .arrays import namespace
 from .types import LIParameters, LIState
 
 DISTRIBUTION = "li-neurons"
@@ -105,8 +106,6 @@ class Backend(abc.ABC):
 
     def project(self, x: Any, w: Any) -> Any:
         """``x @ w.T`` in the Array API namespace of ``x``."""
-        from .arrays import namespace
-
         xp = namespace(x)
         return xp.matmul(x, xp.matrix_transpose(w))
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from li_core.backend import Backend
 from li_core.registry import registry
-from li_core.types import LIParameters, LIState
+from li_core.types import LIState
 
 from .cases import Case, convert
 
@@ -90,6 +90,3 @@ def targets_for(backends: list[Backend | str], dtypes: list[str] | None, devices
                 out.append((Target(backend, dtype, device), skip))
     return out
 
-
-def parameters_equal(p: LIParameters, q: LIParameters) -> bool:
-    return all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(p, q))
