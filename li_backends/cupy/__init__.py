@@ -101,7 +101,7 @@ def parameter_layout(shape: tuple[int, ...], neurons: tuple[int, ...]) -> tuple[
     return tuple(padded), (1, 1) * (2 - len(runs)) + tuple(layout)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernels(dtype: str) -> tuple[Any, Any]:
     """The ``(step, scan)`` kernels for one dtype name, compiled once."""
     names = name_expressions(dtype)
@@ -159,17 +159,15 @@ class CuPyBackend(li_core.Backend):
 
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
         cupy = _cupy()
+        shape, dtype = x.shape, x.dtype.name  # (ascontiguousarray may turn a 0-d array 1-d)
+        compute = COMPUTE_TYPES[dtype]
         with x.device:
             x, v, i = (cupy.ascontiguousarray(a) for a in (x, state.v, state.i))
-            dtype = x.dtype.name
-            compute = COMPUTE_TYPES[dtype]
-            v_new, v_copy, i_new = (cupy.empty(x.shape, dtype=x.dtype) for _ in range(3))
+            v_new, v_copy, i_new = (cupy.empty(shape, dtype=x.dtype) for _ in range(3))
             grid, block = launch_config(x.size)
-            _kernels(dtype)[0](
-                grid,
-                block,
-                (x, v, i, *_parameters(cupy, p, x.shape, compute), compute(dt), v_new, v_copy, i_new, numpy.int64(x.size)),
-            )
+            parameters = _parameters(cupy, p, shape, compute)
+            outputs = (v_new, v_copy, i_new)
+            _kernels(dtype)[0](grid, block, (x, v, i, *parameters, compute(dt), *outputs, numpy.int64(x.size)))
         return v_new, LIState(v_copy, i_new)
 
     def scan(
@@ -192,14 +190,11 @@ class CuPyBackend(li_core.Backend):
                 voltages_copy = currents = NULL
                 v_last, i_last = cupy.empty(neurons, dtype=xs.dtype), cupy.empty(neurons, dtype=xs.dtype)
             grid, block = launch_config(n)
+            parameters = _parameters(cupy, p, neurons, compute)
+            outputs = (voltages, voltages_copy, currents, v_last, i_last)
             _kernels(dtype)[1](
-                grid,
-                block,
-                (
-                    xs, v, i, *_parameters(cupy, p, neurons, compute), compute(dt),
-                    voltages, voltages_copy, currents, v_last, i_last, numpy.int64(steps), numpy.int64(n),
-                ),
-            )  # fmt: skip
+                grid, block, (xs, v, i, *parameters, compute(dt), *outputs, numpy.int64(steps), numpy.int64(n))
+            )
         if record_states:
             return voltages, LIState(voltages_copy, currents)
         return voltages, LIState(v_last, i_last)

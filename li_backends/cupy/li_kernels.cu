@@ -31,6 +31,12 @@ template <typename T>
 __device__ __forceinline__ void store(T* p, long long k, T value) { p[k] = value; }
 __device__ __forceinline__ void store(__half* p, long long k, float value) { p[k] = __float2half_rn(value); }
 
+// A product rounded on its own: the compiler may not fuse it into an FMA, so
+// b = 1 - dt*tau_syn_inv is exactly 0 when dt*tau_syn_inv rounds to 1 (SPEC
+// section 4: with tau_inv = 1/dt the current stays exactly 0).
+__device__ __forceinline__ float mul_rn(float x, float y) { return __fmul_rn(x, y); }
+__device__ __forceinline__ double mul_rn(double x, double y) { return __dmul_rn(x, y); }
+
 // (n / inner) % size, without the divisions that change nothing.
 __device__ __forceinline__ long long run_index(long long n, long long inner, long long size) {
     if (size == 1) return 0;
@@ -77,6 +83,10 @@ __global__ void li_step(
     store(i_new, n, i1);
 }
 
+// Inputs a scan thread loads ahead of the recurrence, so that it has that many
+// reads in flight although each step depends on the previous one.
+#define LI_SCAN_LOOKAHEAD 16
+
 // The whole sequence in one launch: thread n keeps neuron n's state in
 // registers and walks the time-major [steps, n_neurons] input, so a warp reads
 // and writes consecutive addresses at every step. With a = dt*tau_mem_inv,
@@ -100,22 +110,30 @@ __global__ void li_scan(
     typedef typename Compute<T>::type C;
     const long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= n_neurons) return;
-    const C a = dt * parameter(mem_values, mem_scalar, mem_inner0, mem_size0, mem_inner1, mem_size1, n);
-    const C b = C(1) - dt * parameter(syn_values, syn_scalar, syn_inner0, syn_size0, syn_inner1, syn_size1, n);
+    const C a = mul_rn(dt, parameter(mem_values, mem_scalar, mem_inner0, mem_size0, mem_inner1, mem_size1, n));
+    const C b = C(1) - mul_rn(dt, parameter(syn_values, syn_scalar, syn_inner0, syn_size0, syn_inner1, syn_size1, n));
     const C c = C(1) - a;
     const C v_leak = parameter(leak_values, leak_scalar, leak_inner0, leak_size0, leak_inner1, leak_size1, n);
     C voltage = load(v, n);
     C current = load(i, n);
-    long long k = n;  // t * n_neurons + n
-#pragma unroll 4
-    for (long long t = 0; t < steps; ++t, k += n_neurons) {
-        const C j = current + load(xs, k);
+    // One step with input x, writing at flat index k = t * n_neurons + n.
+    auto advance = [&](C x, long long k) {
+        const C j = current + x;
         voltage = c * voltage + a * (j + v_leak);
         current = b * j;
         store(voltages, k, voltage);
         if (voltages_copy != nullptr) store(voltages_copy, k, voltage);
         if (currents != nullptr) store(currents, k, current);
+    };
+    long long t = 0, k = n;
+    for (; t + LI_SCAN_LOOKAHEAD <= steps; t += LI_SCAN_LOOKAHEAD) {
+        C ahead[LI_SCAN_LOOKAHEAD];
+#pragma unroll
+        for (int u = 0; u < LI_SCAN_LOOKAHEAD; ++u) ahead[u] = load(xs, k + u * n_neurons);
+#pragma unroll
+        for (int u = 0; u < LI_SCAN_LOOKAHEAD; ++u, k += n_neurons) advance(ahead[u], k);
     }
+    for (; t < steps; ++t, k += n_neurons) advance(load(xs, k), k);
     if (v_last != nullptr) store(v_last, n, voltage);
     if (i_last != nullptr) store(i_last, n, current);
 }

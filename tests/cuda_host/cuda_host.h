@@ -24,6 +24,10 @@ typedef _Float16 __half;
 inline float __half2float(__half h) { return static_cast<float>(h); }
 inline __half __float2half_rn(float f) { return static_cast<__half>(f); }  // round to nearest even
 
+// Round-to-nearest products (on the GPU: never contracted into an FMA).
+inline float __fmul_rn(float x, float y) { return x * y; }
+inline double __dmul_rn(double x, double y) { return x * y; }
+
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
