@@ -77,7 +77,11 @@ class NumPyBackend(li_core.Backend):
         the step casts its results back)."""
         np = _numpy()
         compute = _compute_dtype(np, x.dtype)
-        return np.matmul(x.astype(compute, copy=False), w.astype(compute, copy=False).T)
+        x, w = x.astype(compute, copy=False), w.astype(compute, copy=False)
+        if x.ndim <= 2:
+            return np.matmul(x, w.T)
+        # one 2-d GEMM, not a batch of small ones
+        return np.matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(*x.shape[:-1], w.shape[0])
 
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool

@@ -20,6 +20,7 @@ backend's ``asarray``, so every backend times the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import platform
 import statistics
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple, TextIO
 
 from . import reference
 from .api import li_scan
-from .arrays import dtype_name, library_name, namespace
+from .arrays import library_name, namespace
 from .registry import get_backend, list_backends
 from .types import LIParameters, LIState
 
@@ -40,11 +41,15 @@ __all__ = [
     "Timing",
     "Workload",
     "copier",
+    "RESULT_HEADERS",
+    "describe_settings",
     "format_results",
+    "format_seconds",
     "format_table",
     "machine_info",
     "measure",
     "plot_results",
+    "result_table",
     "run",
     "synchronizer",
 ]
@@ -53,6 +58,10 @@ PARAMETERS = LIParameters()
 DT = 1e-3
 #: the slow reference loop is timed at most this many times
 LOOP_REPEATS = 3
+#: default time budget of one measurement, in seconds (see measure's max_seconds)
+MAX_SECONDS = 10.0
+#: the backend that runs the reference loop itself: benchmarked only on request
+REFERENCE_BACKEND = "array_api"
 
 
 class Timing(NamedTuple):
@@ -71,6 +80,7 @@ def measure(
     repeats: int = 5,
     sync: Callable[[Any], None] | None = None,
     warmup: int = 1,
+    max_seconds: float | None = None,
 ) -> Timing:
     """Time ``fn()``: ``warmup`` untimed runs, then ``repeats`` timed ones.
 
@@ -79,6 +89,11 @@ def measure(
     clock stops; it is also called after the warm-up runs so that no queued
     work leaks into the first timed run.
 
+    ``max_seconds`` bounds the time spent on the timed runs: no new run
+    starts once they have taken longer (there is always at least one).
+    ``Timing.repeats`` says how many runs were timed.
+
+    >>> from li_core.bench import measure
     >>> timing = measure(lambda: sum(range(1000)), repeats=3)
     >>> timing.repeats, timing.min <= timing.median <= timing.max
     (3, True)
@@ -86,20 +101,26 @@ def measure(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     sync = sync or _no_sync
+    budget = math.inf if max_seconds is None else max_seconds
     for _ in range(warmup):
-        sync(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        sync(result)
-        times.append(time.perf_counter() - start)
-        del result
+        _run_once(fn, sync)
+    times = [_run_once(fn, sync)]
+    while len(times) < repeats and sum(times) < budget:
+        times.append(_run_once(fn, sync))
     if len(times) > 1:
         q25, _, q75 = statistics.quantiles(times, n=4, method="inclusive")
     else:
         q25 = q75 = times[0]
-    return Timing(statistics.median(times), q25, q75, min(times), max(times), repeats)
+    return Timing(statistics.median(times), q25, q75, min(times), max(times), len(times))
+
+
+def _run_once(fn: Callable[[], Any], sync: Callable[[Any], None]) -> float:
+    start = time.perf_counter()
+    result = fn()
+    sync(result)
+    elapsed = time.perf_counter() - start
+    del result
+    return elapsed
 
 
 def _no_sync(result: Any) -> None:
@@ -327,7 +348,7 @@ def _probe_device(backend: Any, device: str, only: bool) -> tuple[Any, str | Non
 
 
 def _time_case(
-    backend: Any, device: Any, workload: Workload, dtype: str, repeats: int, seed: int
+    backend: Any, device: Any, workload: Workload, dtype: str, repeats: int, seed: int, max_seconds: float | None
 ) -> dict[str, Any]:
     """Time one workload on one backend and device; the row's fields."""
     import numpy as np
@@ -354,13 +375,16 @@ def _time_case(
             return {"status": "skipped", "reason": f"the harness has no gradient recipe for {library} arrays"}
     else:
         run_fused, run_loop = (lambda: fused(xs)), (lambda: loop(xs))
-    fused_timing = measure(run_fused, repeats, sync)
-    copy_timing = measure(copier(xs), repeats, sync)
-    loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), sync)
+    fused_timing = measure(run_fused, repeats, sync, max_seconds=max_seconds)
+    copy_timing = measure(copier(xs), repeats, sync, max_seconds=max_seconds)
+    # no warm-up for the loop: li_scan's warm-up already paid the one-time
+    # costs of the library and device, and the loop can take minutes
+    loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), sync, warmup=0, max_seconds=max_seconds)
     return {
         "status": "ok",
         "gpu": _gpu_name(xs),
-        "repeats": repeats,
+        "repeats": fused_timing.repeats,
+        "copy_repeats": copy_timing.repeats,
         "loop_repeats": loop_timing.repeats,
         **_timing_fields("", fused_timing),
         **_timing_fields("copy_", copy_timing),
@@ -380,15 +404,19 @@ def run(
     devices: Sequence[str] | None = None,
     quick: bool = False,
     seed: int = 0,
+    max_seconds: float | None = MAX_SECONDS,
     progress: Progress | bool = True,
 ) -> dict[str, Any]:
     """Run the standard workloads; the report as a JSON-ready dict.
 
-    ``backends`` defaults to every registered backend (unavailable ones give a
+    ``backends`` defaults to every registered backend but ``array_api``,
+    whose ``li_scan`` is the reference loop itself (unavailable ones give a
     ``skipped`` row with the reason); ``workloads`` to all of
     :data:`WORKLOADS`; ``devices`` to every device each backend declares.
     The training workload runs on backends that declare autograd. ``quick``
-    shrinks every workload (for tests). One failing case gives an ``error``
+    shrinks every workload (for tests). Each measurement is timed ``repeats``
+    times (the reference loop at most ``LOOP_REPEATS`` times) within about
+    ``max_seconds`` (see :func:`measure`). One failing case gives an ``error``
     row and the others still run.
 
     The report has ``machine``, ``settings`` and ``results``: one row per
@@ -398,7 +426,7 @@ def run(
     ``ratio_to_loop`` (``li_scan``'s time over theirs) and
     ``speedup_over_loop`` (the inverse of the latter).
     """
-    names = list(backends) if backends else [info.name for info in list_backends()]
+    names = list(backends) if backends else [i.name for i in list_backends() if i.name != REFERENCE_BACKEND]
     chosen = [WORKLOADS[name] for name in (workloads or WORKLOADS)]  # KeyError names the workload
     if quick:
         chosen = [w.quick() for w in chosen]
@@ -439,7 +467,7 @@ def run(
         backend, device, argument, workload = entry
         bar.update(f"{backend.name} {device} {workload.name} ({workload.shape})")
         try:
-            fields = _time_case(backend, argument, workload, dtype, repeats, seed)
+            fields = _time_case(backend, argument, workload, dtype, repeats, seed, max_seconds)
         except Exception as exc:  # one failing case must not hide the others
             fields = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
         rows.append(_row(backend.name, device, workload, dtype, version=infos[backend.name].version, **fields))
@@ -449,6 +477,7 @@ def run(
         "settings": {
             "dtype": dtype,
             "repeats": repeats,
+            "max_seconds": max_seconds,
             "quick": quick,
             "seed": seed,
             "dt": DT,
@@ -476,28 +505,37 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def format_results(report: dict[str, Any]) -> str:
-    """The human-readable table of a :func:`run` report, then the skipped
-    and failed cases with their reasons."""
-    machine = report["machine"]
-    settings = report["settings"]
-    head = (
-        f"li bench: {settings['dtype']}, median of {settings['repeats']} runs"
-        f"{' (quick sizes)' if settings['quick'] else ''}; "
-        f"{machine['cpu']}, {machine['cpu_count']} CPUs, {machine['platform']}, Python {machine['python']}"
+def describe_settings(report: dict[str, Any]) -> str:
+    """One sentence on how a :func:`run` report was measured and where."""
+    machine, settings = report["machine"], report["settings"]
+    gpus = sorted({row["gpu"] for row in report["results"] if row.get("gpu")})
+    budget = settings.get("max_seconds")
+    return (
+        f"{settings['dtype']}, median of up to {settings['repeats']} runs"
+        f"{f' (about {budget:g} s at most per measurement)' if budget else ''}"
+        f"{', quick sizes' if settings['quick'] else ''}; li-neurons {machine['li_neurons']} on {machine['cpu']} "
+        f"({machine['cpu_count']} CPUs{', GPU ' + ', '.join(gpus) if gpus else ''}), {machine['platform']}, "
+        f"Python {machine['python']}"
     )
-    table = []
-    notes = []
+
+
+#: the columns of :func:`result_table`
+RESULT_HEADERS = ["backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup"]
+
+
+def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
+    """The rows (as text, under :data:`RESULT_HEADERS`) of a :func:`run`
+    report's timed cases, and one note per skipped or failed case."""
+    table, notes = [], []
     for row in report["results"]:
-        where = row["device"] or "-"
-        what = f"{row['backend']} {where if row['device'] else ''} {row['workload'] or ''}".split()
         if row["status"] != "ok":
-            notes.append(f"{row['status']}: {' '.join(what)}: {row['reason']}")
+            what = " ".join(part for part in (row["backend"], row["device"], row["workload"]) if part)
+            notes.append(f"{row['status']}: {what}: {row['reason']}")
             continue
         table.append(
             [
                 row["backend"],
-                f"{where} ({row['gpu']})" if row.get("gpu") else where,
+                f"{row['device']} ({row['gpu']})" if row.get("gpu") else row["device"],
                 row["workload"],
                 row["shape"],
                 format_seconds(row["median_s"]),
@@ -508,8 +546,15 @@ def format_results(report: dict[str, Any]) -> str:
                 f"{row['speedup_over_loop']:.3g}x",
             ]
         )
-    headers = ["backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup"]
-    parts = [head, "", format_table(headers, table) if table else "(nothing was timed)"]
+    return table, notes
+
+
+def format_results(report: dict[str, Any]) -> str:
+    """The human-readable table of a :func:`run` report, then the skipped
+    and failed cases with their reasons."""
+    table, notes = result_table(report)
+    parts = [f"li bench: {describe_settings(report)}", ""]
+    parts.append(format_table(RESULT_HEADERS, table) if table else "(nothing was timed)")
     if notes:
         parts += ["", *notes]
     parts += [
@@ -528,7 +573,8 @@ def plot_results(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     from matplotlib.figure import Figure
 
     rows = [r for r in report["results"] if r["status"] == "ok"]
-    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    present = {r["workload"] for r in rows}
+    workloads = [w for w in report["settings"]["workloads"] if w in present]
     targets = list(dict.fromkeys(f"{r['backend']} ({r['device']})" for r in rows))
     figure = Figure(figsize=(max(6.0, 1.6 * len(workloads) * max(1, len(targets)) ** 0.5 + 2), 4.2))
     axes = figure.add_subplot()
@@ -550,12 +596,14 @@ def plot_results(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
         axes.bar(positions, fused, width, color=color, label=f"{target}: li_scan")
         loop_positions = [p + width for p in positions]
         axes.bar(loop_positions, loop, width, color=color, alpha=0.35, hatch="//", label=f"{target}: step loop")
-        axes.scatter(positions, copy, marker="_", s=300, color="black", zorder=3, label="copy of the input" if k == 0 else None)
+        label = "copy of the input" if k == 0 else None
+        axes.scatter(positions, copy, marker="_", s=300, color="black", zorder=3, label=label)
     axes.set_xticks(range(len(workloads)), workloads)
     axes.set_yscale("log")
     axes.set_ylabel("median time (ms, log scale)")
     machine = report["machine"]
-    axes.set_title(f"li bench, {report['settings']['dtype']}: {machine['cpu']} ({machine['cpu_count']} CPUs)", fontsize=9)
+    title = f"li bench, {report['settings']['dtype']}: {machine['cpu']} ({machine['cpu_count']} CPUs)"
+    axes.set_title(title, fontsize=9)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -24,6 +24,13 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _no_matplotlib(what: str) -> int:
     print(f"li: matplotlib is not installed, so {what} was not written. To get it: {PLOT_EXTRA}", file=sys.stderr)
     return 0
@@ -61,7 +68,8 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         ]
         for info in infos
     ]
-    print(format_table(["name", "available", "version", "distribution", "priority", "dtypes", "devices", "autograd"], rows))
+    headers = ["name", "available", "version", "distribution", "priority", "dtypes", "devices", "autograd"]
+    print(format_table(headers, rows))
     for info in infos:
         if not info.available:
             hint = get_backend(info.name).install_hint()
@@ -92,7 +100,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     unknown = [w for w in args.workloads or () if w not in bench.WORKLOADS]
     if unknown:
-        print(f"li bench: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(bench.WORKLOADS)}", file=sys.stderr)
+        choices = ", ".join(bench.WORKLOADS)
+        print(f"li bench: unknown workload(s) {', '.join(unknown)}; choose from {choices}", file=sys.stderr)
         return 2
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
     report = bench.run(
@@ -102,6 +111,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         devices=args.devices,
         quick=args.quick,
+        max_seconds=args.max_seconds,
         progress=not args.quiet,
     )
     print(json.dumps(report, indent=2) if args.json else bench.format_results(report))
@@ -181,12 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--backend", default="numpy", metavar="NAME", help="backend to run on (default: numpy)")
     demo.add_argument("--device", default=None, help="device for the backend's arrays (default: the backend's own)")
-    demo.add_argument("-o", "--output", default="li-demo.png", metavar="PATH", help="image to write (default: li-demo.png)")
-    demo.add_argument("--neurons", type=int, default=1000, metavar="N", help="number of neurons (default: 1000)")
-    demo.add_argument("--inputs", type=int, default=100, metavar="M", help="number of input spike trains (default: 100)")
+    demo.add_argument("-o", "--output", default="li-demo.png", metavar="PATH", help="PNG file (default: %(default)s)")
+    demo.add_argument("--neurons", type=_positive_int, default=1000, metavar="N", help="neurons (default: %(default)s)")
+    demo.add_argument("--inputs", type=_positive_int, default=100, metavar="M", help="inputs (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     demo.set_defaults(handler=_cmd_demo)
 
+    from . import bench as bench_module
     from .bench import WORKLOADS
 
     bench = subcommands.add_parser(
@@ -198,13 +209,27 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{w.name}: {w.title} {w.shape}" for w in WORKLOADS.values())
         + ". The training workload runs on autograd backends only.",
     )
-    bench.add_argument("--backends", type=_split, metavar="A,B", help="comma-separated backends (default: all)")
+    bench.add_argument(
+        "--backends",
+        type=_split,
+        metavar="A,B",
+        help="comma-separated backends (default: all but array_api, which is the reference loop itself)",
+    )
     bench.add_argument(
         "--workloads", type=_split, metavar="W,...", help=f"comma-separated workloads (default: {','.join(WORKLOADS)})"
     )
     bench.add_argument("--devices", type=_split, metavar="D,...", help="only these device kinds, e.g. cpu,cuda")
     bench.add_argument("--dtype", default="float32", help="dtype of the arrays (default: float32)")
-    bench.add_argument("--repeats", type=int, metavar="N", help="timed runs per measurement (default: 5, --quick: 2)")
+    bench.add_argument(
+        "--repeats", type=_positive_int, metavar="N", help="timed runs per measurement (default: 5, --quick: 2)"
+    )
+    bench.add_argument(
+        "--max-seconds",
+        type=float,
+        default=bench_module.MAX_SECONDS,
+        metavar="S",
+        help="stop repeating a measurement once it has taken S seconds (default: %(default)g)",
+    )
     bench.add_argument("--quick", action="store_true", help="much smaller workloads, for a smoke test")
     bench.add_argument("--json", action="store_true", help="print the report as JSON (machine, settings, results)")
     bench.add_argument("--plot", metavar="PATH", help="also write a bar chart (PNG) to PATH; needs matplotlib")
@@ -215,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         subcommands, "check", "run the conformance suite against one backend (does it honour the contract?)"
     )
     _add_testing_command(
-        subcommands, "compare", "run the same random inputs through every backend and compare with the float64 reference"
+        subcommands,
+        "compare",
+        "run the same random inputs through every backend and compare with the float64 reference",
     )
     return parser
 

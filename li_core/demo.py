@@ -18,6 +18,7 @@ from .api import li_scan
 from .arrays import device as device_of
 from .arrays import dtype_name, library_name
 from .bench import format_seconds, synchronizer
+from .errors import BackendUnavailableError
 from .registry import get_backend, list_backends
 
 __all__ = ["DemoResult", "make_inputs", "plot", "simulate", "summary"]
@@ -76,11 +77,17 @@ def simulate(
 ) -> DemoResult:
     """Run the demo on ``backend`` (on ``device``, when given).
 
+    >>> from li_core.demo import simulate
     >>> result = simulate(neurons=20, inputs=10, steps=50)
     >>> result.voltages.shape, result.backend
     ((50, 20), 'numpy')
     """
     chosen = get_backend(backend)
+    reason = next(info.reason for info in list_backends() if info.name == chosen.name)
+    if reason is not None:
+        hint = chosen.install_hint()
+        fix = f"; to install it: {hint}" if hint else ""
+        raise BackendUnavailableError(f"backend {chosen.name!r} is unavailable: {reason}{fix}")
     spikes, weights = make_inputs(neurons, inputs, steps, dt, rate, seed)
     xs = chosen.asarray(spikes, device=device)
     w = chosen.asarray(weights, device=device)

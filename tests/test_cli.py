@@ -1,0 +1,371 @@
+"""The ``li`` command line, the demo and the benchmark harness."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import li_core
+from li_core import bench, cli, demo
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SUBCOMMANDS = ("backends", "demo", "bench", "check", "compare")
+
+
+def run_li(capsys, *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def assert_png(path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    assert len(data) > 5000, f"{path} is suspiciously small ({len(data)} bytes)"
+
+
+# -- li backends -----------------------------------------------------------------------------
+
+
+def test_backends_lists_every_registered_backend(capsys):
+    status, out, _ = run_li(capsys, "backends")
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["name", "available", "version"]
+    for info in li_core.list_backends():
+        row = next((line for line in lines if line.split()[:1] == [info.name]), None)
+        assert row is not None, f"no row for {info.name}:\n{out}"
+        assert info.distribution in row
+        assert ", ".join(info.dtypes) in row
+        assert ", ".join(info.devices) in row
+        if info.available:
+            assert row.split()[1] == "yes"
+            assert info.version is None or info.version in row
+        else:
+            assert row.split()[1] == "no"
+            assert f"{info.name} is unavailable: {info.reason}" in out
+
+
+def test_backends_json_matches_list_backends(capsys):
+    status, out, _ = run_li(capsys, "backends", "--json")
+    assert status == 0
+    records = json.loads(out)
+    expected = [info._asdict() for info in li_core.list_backends()]
+    assert [r["name"] for r in records] == [e["name"] for e in expected]
+    for record, info in zip(records, expected):
+        assert record["available"] == info["available"]
+        assert record["reason"] == info["reason"]
+        assert tuple(record["dtypes"]) == info["dtypes"]
+        assert record["autograd"] == info["autograd"]
+
+
+# -- li demo ---------------------------------------------------------------------------------
+
+
+def summary_numbers(out: str) -> dict[str, float]:
+    match = re.search(r"voltage: mean (\S+)\s+min (\S+)\s+max (\S+)", out)
+    assert match, f"no voltage summary in:\n{out}"
+    return dict(zip(("mean", "min", "max"), map(float, match.groups())))
+
+
+def expected_numbers(neurons: int, inputs: int, seed: int) -> dict[str, float]:
+    """The demo recomputed from its documented recipe, with li_scan directly."""
+    rng = np.random.default_rng(seed)
+    spikes = (rng.random((1000, inputs)) < 20.0 * 1e-3).astype(np.float32)
+    weights = rng.normal(0.5, 1.0, size=(neurons, inputs)).astype(np.float32)
+    voltages, _ = li_core.li_scan(spikes, None, weights, dt=1e-3)
+    assert voltages.shape == (1000, neurons)
+    return {"mean": float(voltages.mean(dtype=np.float64)), "min": float(voltages.min()), "max": float(voltages.max())}
+
+
+def test_demo_summary_equals_li_scan_and_writes_png(capsys, tmp_path):
+    image = tmp_path / "demo.png"
+    status, out, err = run_li(capsys, "demo", "-o", str(image), "--neurons", "64", "--inputs", "30", "--seed", "7")
+    assert status == 0, err
+    assert "backend: numpy" in out
+    assert "spikes [1000, 30]" in out and "weights [64, 30]" in out and "voltages [1000, 64]" in out
+    got, want = summary_numbers(out), expected_numbers(64, 30, 7)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-6, abs=1e-6), key
+    assert want["max"] > want["min"]  # the inputs really drive the neurons
+    if has_matplotlib():
+        assert f"wrote {image}" in out
+        assert_png(image)
+    else:
+        assert 'pip install "li-neurons[plot]"' in err
+        assert not image.exists()
+
+
+def test_demo_different_seeds_give_different_numbers(capsys, tmp_path):
+    _, first, _ = run_li(capsys, "demo", "-o", str(tmp_path / "a.png"), "--neurons", "16", "--seed", "1")
+    _, second, _ = run_li(capsys, "demo", "-o", str(tmp_path / "b.png"), "--neurons", "16", "--seed", "2")
+    assert summary_numbers(first) != summary_numbers(second)
+
+
+def test_demo_without_matplotlib_names_the_extra(capsys, tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    image = tmp_path / "demo.png"
+    status, out, err = run_li(capsys, "demo", "-o", str(image), "--neurons", "8")
+    assert status == 0
+    assert "voltage: mean" in out  # the summary is still printed
+    assert "matplotlib is not installed" in err
+    assert 'pip install "li-neurons[plot]"' in err
+    assert not image.exists()
+
+
+def test_demo_on_another_backend_gives_the_same_numbers(capsys, tmp_path):
+    """The inputs go through the backend's asarray and back through to_numpy."""
+    image = str(tmp_path / "x.png")
+    status, out, err = run_li(capsys, "demo", "--backend", "array_api", "-o", image, "--neurons", "16")
+    assert status == 0, err
+    assert "backend: array_api" in out
+    got, want = summary_numbers(out), expected_numbers(16, 100, 0)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-5), key
+
+
+def test_demo_simulate_returns_numpy_arrays_of_the_backend_result():
+    result = demo.simulate("numpy", neurons=12, inputs=5, steps=40, seed=4)
+    spikes, weights = demo.make_inputs(12, 5, 40, seed=4)
+    np.testing.assert_array_equal(result.spikes, spikes)
+    np.testing.assert_array_equal(result.voltages, li_core.li_scan(spikes, None, weights)[0])
+    assert result.seconds > 0 and result.first_seconds > 0
+
+
+def test_demo_unknown_backend_is_a_clear_error(capsys):
+    status, _, err = run_li(capsys, "demo", "--backend", "no-such-backend")
+    assert status == 2
+    assert "no backend named 'no-such-backend'" in err
+    assert "numpy" in err  # the registered names are listed
+
+
+# -- li bench --------------------------------------------------------------------------------
+
+
+def test_bench_quick_json_reports_positive_times_and_consistent_ratios(capsys):
+    status, out, err = run_li(capsys, "bench", "--quick", "--json", "--backends", "numpy")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["python"]
+    assert report["settings"]["quick"] is True and report["settings"]["dtype"] == "float32"
+    rows = {row["workload"]: row for row in report["results"]}
+    assert set(rows) == set(bench.WORKLOADS)
+    assert rows["training"]["status"] == "skipped"  # numpy declares no autograd
+    assert "autograd" in rows["training"]["reason"]
+    for name in ("feedforward", "small", "weighted"):
+        row = rows[name]
+        assert row["status"] == "ok", row
+        assert row["backend"] == "numpy" and row["device"] == "cpu"
+        for field in ("median_s", "q25_s", "q75_s", "copy_median_s", "loop_median_s"):
+            assert row[field] > 0, field
+        assert row["q25_s"] <= row["median_s"] <= row["q75_s"]
+        assert row["ratio_to_copy"] == pytest.approx(row["median_s"] / row["copy_median_s"])
+        assert row["ratio_to_loop"] == pytest.approx(row["median_s"] / row["loop_median_s"])
+        assert row["speedup_over_loop"] == pytest.approx(1 / row["ratio_to_loop"])
+        assert row["shape"] == bench.WORKLOADS[name].quick().shape
+    assert "feedforward" in err  # the progress bar is on stderr, not in the JSON
+
+
+def test_bench_table_and_plot(capsys, tmp_path):
+    chart = tmp_path / "bench.png"
+    status, out, err = run_li(
+        capsys, "bench", "--quick", "-q", "--backends", "numpy", "--workloads", "small", "--repeats", "1",
+        "--plot", str(chart),
+    )
+    assert status == 0, err
+    assert "numpy" in out and "small" in out and "speedup" in out
+    assert "1/1" not in err  # -q: no progress bar
+    if has_matplotlib():
+        assert_png(chart)
+    else:
+        assert 'pip install "li-neurons[plot]"' in err
+
+
+def an_autograd_backend() -> str:
+    """torch when it is available, else any available autograd backend."""
+    names = [info.name for info in li_core.list_backends() if info.available and info.autograd]
+    if not names:
+        pytest.skip("no available backend declares autograd")
+    return "torch" if "torch" in names else names[0]
+
+
+def test_bench_training_runs_on_an_autograd_backend():
+    name = an_autograd_backend()
+    report = bench.run([name], ["training"], repeats=1, quick=True, devices=["cpu"], progress=False)
+    (row,) = [r for r in report["results"] if r["workload"] == "training"]
+    assert row["status"] == "ok", row
+    assert row["median_s"] > 0 and row["loop_median_s"] > 0 and row["copy_median_s"] > 0
+
+
+def test_bench_unknown_workload_and_backend(capsys):
+    status, _, err = run_li(capsys, "bench", "--quick", "--workloads", "nope")
+    assert status == 2 and "unknown workload" in err and "feedforward" in err
+    status, _, err = run_li(capsys, "bench", "--quick", "--backends", "no-such-backend")
+    assert status == 2 and "no backend named 'no-such-backend'" in err
+
+
+@pytest.fixture
+def missing_backend(monkeypatch):
+    """A registered backend whose library is not installed."""
+
+    class Missing(li_core.Backend):
+        name = "missing"
+        library = "a_library_that_is_not_installed"
+        extra = "missing"
+
+        def handles(self, x):
+            return False
+
+        asarray = to_numpy = feed_forward_step = scan = None
+
+    from li_core.registry import _Registered, registry
+
+    registry.backends  # load the registry before patching it
+    monkeypatch.setitem(registry.backends, "missing", _Registered(Missing(), "test", "test-dist"))
+    monkeypatch.setattr(registry, "_availability", {})
+    return "missing"
+
+
+def test_bench_reports_an_unavailable_backend_as_skipped(missing_backend):
+    report = bench.run([missing_backend], quick=True, progress=False)
+    (row,) = report["results"]
+    assert row["status"] == "skipped"
+    assert "a_library_that_is_not_installed" in row["reason"]
+
+
+def test_demo_on_an_unavailable_backend_says_why_and_how_to_fix_it(capsys, missing_backend):
+    status, _, err = run_li(capsys, "demo", "--backend", missing_backend)
+    assert status == 2
+    assert "a_library_that_is_not_installed" in err
+    assert 'pip install "li-neurons[missing]"' in err
+
+
+def test_measure_counts_runs_and_synchronises_each():
+    calls, synced = [], []
+    timing = bench.measure(lambda: calls.append(1) or len(calls), repeats=4, sync=synced.append, warmup=2)
+    assert len(calls) == 6
+    assert synced == [1, 2, 3, 4, 5, 6]  # after every run, with the run's result
+    assert timing.repeats == 4
+    assert 0 <= timing.min <= timing.q25 <= timing.median <= timing.q75 <= timing.max
+    with pytest.raises(ValueError, match="repeats"):
+        bench.measure(lambda: None, repeats=0)
+
+
+def test_measure_stops_at_its_time_budget():
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.05)
+
+    timing = bench.measure(slow, repeats=5, warmup=1, max_seconds=0.01)
+    assert len(calls) == 2  # the warm-up, then one timed run: the budget is spent
+    assert timing.repeats == 1 and timing.median >= 0.05
+    timing = bench.measure(slow, repeats=3, warmup=0, max_seconds=None)
+    assert len(calls) == 5 and timing.repeats == 3
+
+
+def test_copier_and_synchronizer_on_numpy():
+    x = np.arange(6.0).reshape(2, 3)
+    copy = bench.copier(x)()
+    assert copy is not x and not np.shares_memory(copy, x)
+    np.testing.assert_array_equal(copy, x)
+    bench.synchronizer(x)(copy)  # a no-op on the CPU, and it must not fail
+
+
+def test_copier_on_torch():
+    torch = pytest.importorskip("torch")
+    x = torch.arange(6.0)
+    copy = bench.copier(x)()
+    assert copy.data_ptr() != x.data_ptr() and torch.equal(copy, x)
+
+
+def test_progress_bar_without_a_terminal():
+    stream = io.StringIO()
+    bar = bench.Progress(2, stream=stream)
+    bar.update("first")
+    bar.update("second")
+    bar.close()
+    assert stream.getvalue().splitlines() == [
+        "[------------------------] 1/2 first",
+        "[############------------] 2/2 second",
+    ]
+
+
+# -- li check / li compare --------------------------------------------------------------------
+
+
+def test_compare_runs_through_the_cli(capsys):
+    status, out, _ = run_li(capsys, "compare", "--backends", "numpy", "--dtype", "float32", "--steps", "50")
+    assert status == 0
+    assert re.search(r"numpy\s+float32\s+cpu.*ok", out), out
+
+
+def test_check_and_compare_without_the_testing_module(capsys, monkeypatch):
+    import li_core.testing
+
+    monkeypatch.delattr(li_core.testing, "commands", raising=False)
+    monkeypatch.setitem(sys.modules, "li_core.testing.commands", None)
+    for name in ("check", "compare"):
+        status, _, err = run_li(capsys, name, "numpy")
+        assert status == 2
+        assert "not available yet" in err
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: li {name}")
+
+
+# -- help and entry points --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: li {command}")
+    assert "-h, --help" in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    status, out, _ = run_li(capsys)
+    assert status == 2
+    for command in SUBCOMMANDS:
+        assert command in out
+
+
+def test_python_m_li_core_help():
+    result = subprocess.run([sys.executable, "-m", "li_core", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: li")
+    for command in SUBCOMMANDS:
+        assert command in result.stdout
+
+
+def test_console_script_is_installed():
+    script = shutil.which("li")
+    if script is None:
+        pytest.skip("the li console script is not on PATH (package not installed)")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"li-neurons {li_core.__version__}"
