@@ -14,23 +14,21 @@ Medians over repeats (the machine may be noisy); ratios are of medians.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, reference
+from li_core.bench import measure
 
 
 def median_seconds(fn, repeats: int, inner: int = 1) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    """Median seconds of one ``fn()``, timing ``inner`` calls at a time."""
+
+    def calls():
         for _ in range(inner):
             fn()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
+
+    return measure(calls, repeats=repeats).median / inner
 
 
 def main() -> None:

@@ -35,6 +35,22 @@ logger = logging.getLogger("li_core")
 _context_choice: ContextVar[Backend | None] = ContextVar("li_backend", default=None)
 _warned_unknown: set[str] = set()
 
+ENVIRONMENT_VARIABLE = "LI_BACKEND"
+
+
+def _environment_preference() -> str | None:
+    """``LI_BACKEND``, read at every call. ``os.environ.get`` of an unset name
+    costs microseconds (it raises and catches a KeyError inside), so CPython's
+    backing mapping is asked directly when it is there."""
+    data = getattr(os.environ, "_data", None)
+    if data is None or _encoded_name is None:
+        return os.environ.get(ENVIRONMENT_VARIABLE)
+    value = data.get(_encoded_name)
+    return None if value is None else os.environ.decodevalue(value)
+
+
+_encoded_name = getattr(os.environ, "encodekey", lambda name: None)(ENVIRONMENT_VARIABLE)
+
 
 def resolve(backend: str | Backend) -> Backend:
     """The backend object for a name or an object (``BackendNotFoundError``
@@ -108,7 +124,7 @@ def select(explicit: str | Backend | None, x: Any, argument: str, operation: str
         backend, why = _check_explicit(resolve(explicit), x, argument, "chosen by backend="), "backend= argument"
     elif (chosen := _context_choice.get()) is not None:
         backend, why = _check_explicit(chosen, x, argument, "chosen by use_backend()"), "use_backend() context"
-    elif (preference := os.environ.get("LI_BACKEND")) and (found := _from_environment(preference, x)) is not None:
+    elif (preference := _environment_preference()) and (found := _from_environment(preference, x)) is not None:
         backend, why = found, f"LI_BACKEND={preference}"
     else:
         backend, why = _automatic(x, argument), f"automatic choice for {type(x).__module__}.{type(x).__name__}"

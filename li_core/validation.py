@@ -160,7 +160,7 @@ def check_call(
                     f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}"
                 )
     p = _check_parameters(checker, p, neuron_shape)
-    return Call(x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape)
+    return Call._make((x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape))
 
 
 def complete_state(call: Call, backend: Backend) -> LIState:
