@@ -47,6 +47,23 @@ def _has_matplotlib() -> bool:
 # -- li backends ---------------------------------------------------------------------------
 
 
+BACKEND_COLUMNS = ("name", "available", "version", "distribution", "priority", "dtypes", "devices", "autograd")
+
+
+def backend_row(info: Any, unavailable: str = "no") -> list[Any]:
+    """One ``BackendInfo`` as table cells, in ``BACKEND_COLUMNS`` order."""
+    return [
+        info.name,
+        "yes" if info.available else unavailable,
+        info.version or "-",
+        info.distribution,
+        info.priority,
+        ", ".join(info.dtypes),
+        ", ".join(info.devices),
+        "yes" if info.autograd else "no",
+    ]
+
+
 def _cmd_backends(args: argparse.Namespace) -> int:
     from . import get_backend, list_backends
     from .bench import format_table
@@ -55,21 +72,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([info._asdict() for info in infos], indent=2))
         return 0
-    rows = [
-        [
-            info.name,
-            "yes" if info.available else "no (see below)",
-            info.version or "-",
-            info.distribution,
-            info.priority,
-            ", ".join(info.dtypes),
-            ", ".join(info.devices),
-            "yes" if info.autograd else "no",
-        ]
-        for info in infos
-    ]
-    headers = ["name", "available", "version", "distribution", "priority", "dtypes", "devices", "autograd"]
-    print(format_table(headers, rows))
+    print(format_table(BACKEND_COLUMNS, [backend_row(info, unavailable="no (see below)") for info in infos]))
     for info in infos:
         if not info.available:
             hint = get_backend(info.name).install_hint()

@@ -90,27 +90,20 @@ class BackendsTable(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         import li_core
+        from li_core.cli import BACKEND_COLUMNS, backend_row
 
         if (placeholder := _generated_only_for_output(self)) is not None:
             return placeholder
         infos = li_core.list_backends()
         rows = [
             [
-                info.name,
-                "yes" if info.available else "no",
-                info.version or "-",
-                info.distribution,
-                info.priority,
-                ", ".join(info.dtypes),
-                ", ".join(info.devices),
-                "yes" if info.autograd else "no",
+                *backend_row(info),
                 li_core.get_backend(info.name).install_hint() or "(always installed)",
                 _summary(li_core.get_backend(info.name)),
             ]
             for info in infos
         ]
-        headers = ["name", "available here", "version", "distribution", "priority", "dtypes", "devices",
-                   "autograd", "install", "implementation"]
+        headers = ["name", "available here", *BACKEND_COLUMNS[2:], "install", "implementation"]
         result: list[nodes.Node] = [_table(headers, rows)]
         missing = [info for info in infos if not info.available]
         if missing:
