@@ -53,19 +53,19 @@ class NumPyBackend(li_core.Backend):
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
         np = _numpy()
         dtype = state.v.dtype  # x may be a float32 projection of float16 spikes
-        compute = _compute_dtype(np, dtype)
-        if compute != dtype:
-            p = _as_compute(np, compute, p)
+        if dtype == np.float16:
+            compute = np.dtype(np.float32)
+            v, i = state.v.astype(compute), state.i.astype(compute)
+            v_new, new = self.feed_forward_step(x.astype(compute, copy=False), LIState(v, i), _as_compute(np, compute, p), dt)
+            return v_new.astype(dtype), LIState(v_new.astype(dtype), new.i.astype(dtype))
         v = state.v
-        j = np.add(state.i, x, dtype=compute)
-        v_new = np.subtract(p.v_leak, v, dtype=compute)
+        j = state.i + x
+        v_new = p.v_leak - v
         v_new += j
         v_new *= dt * p.tau_mem_inv
         v_new += v
-        i_new = np.multiply(j, -dt * p.tau_syn_inv)
+        i_new = j * (-dt * p.tau_syn_inv)
         i_new += j
-        if compute != dtype:
-            return v_new.astype(dtype), LIState(v_new.astype(dtype), i_new.astype(dtype))
         return v_new, LIState(v_new.copy(), i_new)
 
     def step(self, x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[Any, LIState]:

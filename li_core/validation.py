@@ -60,8 +60,11 @@ def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 class _Checker:
     """Compares every array argument with the input: library, dtype, device."""
 
+    __slots__ = ("argument", "type", "library", "dtype", "dtype_name", "device")
+
     def __init__(self, argument: str, x: Any) -> None:
         self.argument = argument
+        self.type = type(x)
         self.library = library_name(x)
         if self.library is None:
             raise TypeError(f"{argument} must be an array of a supported array library, got {describe(x)}")
@@ -72,6 +75,8 @@ class _Checker:
         self.device = device(x, self.library)
 
     def same_kind(self, name: str, a: Any) -> None:
+        if type(a) is self.type and self.library == "numpy" and a.dtype is self.dtype:
+            return  # the common case: NumPy arrays (one device) sharing the dtype object
         library = library_name(a)
         if library is None:
             raise TypeError(f"{name} must be an array of a supported array library, got {describe(a)}")
@@ -92,7 +97,7 @@ class _Checker:
 
 def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) -> LIParameters:
     if type(p) is LIParameters and type(p[0]) is type(p[1]) is type(p[2]) is float and math.isfinite(p[0] + p[1] + p[2]):
-        return p  # the common case: finite Python floats
+        return p  # the common case: finite Python floats (an immutable record)
     if not isinstance(p, LIParameters):
         if not all(hasattr(p, field) for field in PARAMETER_FIELDS):
             raise TypeError(f"p must be an LIParameters, got {describe(p)}")
@@ -173,20 +178,15 @@ def complete_state(call: Call, backend: Backend) -> LIState:
             f"{call.argument} has dtype {call.dtype}, which backend {backend.name!r} does not support "
             f"(it supports {supported})"
         )
-    shape = call.neuron_shape
-    xp = namespace(call.x)
-    if call.state is None:
-        where = device(call.x, call.library)
+    shape, state = call.neuron_shape, call.state
+    if state is None:
+        xp, where = namespace(call.x), device(call.x, call.library)
         zeros = xp.zeros(shape, dtype=call.x.dtype, device=where)
         v_leak = call.p.v_leak
         voltage = xp.full(shape, v_leak, dtype=call.x.dtype, device=where) if isinstance(v_leak, float) else zeros + v_leak
         return LIState(voltage, zeros)
-    v, i = call.state
-    if tuple(v.shape) != shape:
-        v = xp.broadcast_to(v, shape)
-    if tuple(i.shape) != shape:
-        i = xp.broadcast_to(i, shape)
-    if type(call.state) is not LIState:
-        return LIState(v, i)
-    return call.state if (v is call.state.v and i is call.state.i) else LIState(v, i)
-
+    v, i = state
+    if type(state) is LIState and v.shape == shape and i.shape == shape:
+        return state  # the common case: nothing to broadcast
+    xp = namespace(call.x)
+    return LIState(*(a if tuple(a.shape) == shape else xp.broadcast_to(a, shape) for a in (v, i)))
