@@ -17,7 +17,7 @@ HALF = ("float16", "bfloat16")
 
 _library_of_type: dict[type, str | None] = {}
 _namespace_of_type: dict[type, Any] = {}
-_dtype_names: dict[int, tuple[Any, str]] = {}
+_dtype_names: dict[tuple[type, Any], str] = {}
 
 _KNOWN = (
     ("numpy", array_api_compat.is_numpy_array),
@@ -59,17 +59,12 @@ def namespace(x: Any) -> Any:
 def dtype_name(dtype: Any) -> str:
     """A library-independent dtype name: ``float32`` for ``numpy.float32``,
     ``torch.float32`` and ``array_api_strict.float32`` alike."""
-    # Keyed by identity (dtype objects are long-lived singletons in practice):
-    # hashing and comparing dtypes across libraries is slow or warns.
+    key = (type(dtype), dtype)  # the type keeps libraries' dtypes apart (no cross-library ==)
     try:
-        known, name = _dtype_names[id(dtype)]
-        if known is dtype:
-            return name
+        return _dtype_names[key]
     except KeyError:
-        pass
-    name = str(dtype).rsplit(".", 1)[-1]
-    _dtype_names[id(dtype)] = (dtype, name)
-    return name
+        name = _dtype_names[key] = str(dtype).rsplit(".", 1)[-1]
+        return name
 
 
 def device(x: Any, library: str) -> Any:

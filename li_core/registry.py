@@ -22,7 +22,7 @@ from .backend import DISTRIBUTION, Backend
 from .errors import BackendNotFoundError, PluginWarning
 
 #: plugin modules of the built-in backends, in registration order
-BUILTIN_PLUGINS = ("li_backends.array_api", "li_backends.numpy", "li_backends.cupy")
+BUILTIN_PLUGINS = ("li_backends.array_api", "li_backends.numpy", "li_backends.torch", "li_backends.cupy")
 
 
 class BackendInfo(NamedTuple):

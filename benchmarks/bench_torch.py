@@ -1,0 +1,199 @@
+"""PyTorch backend speed on the CPU, measured side by side in one run.
+
+    python benchmarks/bench_torch.py [--repeats 9] [--slow-repeats 3] [--threads N] [--no-norse]
+
+Workloads (float32, default parameters, state None):
+
+1. training: forward + backward of ``li_scan(x)[0].sum()``, T=500, batch 16,
+   4096 neurons; targets: >= 50x faster than Norse's ``LI`` module and
+   within 4x of ``x.clone()`` (the seed loop is shown for information);
+2. forward: ``li_scan(x)``, T=1000, batch 32, 1024 neurons; target: within
+   2x of ``x.clone()``;
+3. small forward: T=100, batch 8, 256 neurons; target: >= 3x faster than
+   Norse's ``LI`` module (and a small training run, for information).
+
+Yardsticks on the same tensor: ``x.clone()``; the seed's one-step-at-a-time
+loop (the SPEC step written in torch ops, differentiated by autograd for
+training); Norse 1.1's ``LI`` module when norse is installed. For the small
+workloads both scan algorithms are also timed on their own (``loop`` and
+``block``, forced through ``BLOCK_MAX_NEURONS``).
+
+The fast candidates of a workload (``x.clone()`` and ``li_scan``) are timed
+in interleaved rounds after a warm-up, so a noisy neighbour slows them alike.
+The slow baselines run afterwards, for every workload: their per-step tensors
+leave a large free heap behind, after which big allocations stop paying page
+faults, and the fast candidates must all be timed in the same allocator state.
+Figures are medians; ratios are of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+import li_backends.torch as torch_backend
+from li_core import LIParameters, li_scan
+
+P = LIParameters()
+DT = 1e-3
+
+
+class Workload(NamedTuple):
+    title: str
+    shape: tuple[int, int, int]
+    train: bool
+    ratios: list[tuple[str, str, float | None]]  # (slow, fast, target)
+    algorithms: bool = False  # also time the loop and block paths on their own
+    repeats_factor: int = 1
+
+
+WORKLOADS = [
+    Workload(
+        "training fwd+bwd, T=500, batch 16, 4096 neurons",
+        (500, 16, 4096),
+        True,
+        [("norse LI", "li_scan", 50), ("seed loop", "li_scan", None), ("li_scan", "x.clone()", 4)],
+    ),
+    Workload(
+        "forward, T=1000, batch 32, 1024 neurons",
+        (1000, 32, 1024),
+        False,
+        [("li_scan", "x.clone()", 2), ("norse LI", "li_scan", None), ("seed loop", "li_scan", None)],
+    ),
+    Workload(
+        "small forward, T=100, batch 8, 256 neurons",
+        (100, 8, 256),
+        False,
+        [("norse LI", "li_scan", 3), ("seed loop", "li_scan", 3), ("li_scan, loop", "li_scan, block", None)],
+        algorithms=True,
+        repeats_factor=5,
+    ),
+    Workload(
+        "small training fwd+bwd, T=100, batch 8, 256 neurons",
+        (100, 8, 256),
+        True,
+        [("norse LI", "li_scan", None), ("seed loop", "li_scan", None), ("li_scan, loop", "li_scan, block", None)],
+        algorithms=True,
+        repeats_factor=5,
+    ),
+]
+
+
+def seed_loop(xs: torch.Tensor) -> torch.Tensor:
+    """The SPEC step applied one time step at a time (what Norse's ``LI`` does)."""
+    v = torch.zeros_like(xs[0])
+    i = torch.zeros_like(xs[0])
+    voltages = []
+    for x in xs:
+        j = i + x
+        v = v + DT * P.tau_mem_inv * ((P.v_leak - v) + j)
+        i = j + (-DT * P.tau_syn_inv) * j
+        voltages.append(v)
+    return torch.stack(voltages)
+
+
+def scan(xs: torch.Tensor) -> torch.Tensor:
+    return li_scan(xs, backend="torch")[0]
+
+
+def forced(algorithm: str, fn: Callable) -> Callable:
+    """``fn`` with the scan forced onto one algorithm."""
+    limit = {"loop": 0, "block": 1 << 62}[algorithm]
+
+    def run(x):
+        saved, torch_backend.BLOCK_MAX_NEURONS = torch_backend.BLOCK_MAX_NEURONS, limit
+        try:
+            return fn(x)
+        finally:
+            torch_backend.BLOCK_MAX_NEURONS = saved
+
+    return run
+
+
+def runner(fn: Callable, x: torch.Tensor, train: bool) -> Callable[[], None]:
+    """``fn(x)``, or forward + backward of ``fn(x).sum()`` with respect to ``x``."""
+    if not train:
+        return lambda: fn(x)
+
+    def run():
+        x.grad = None
+        fn(x).sum().backward()
+
+    return run
+
+
+def seconds(candidates: dict[str, Callable], repeats: int, warmup: bool) -> dict[str, float]:
+    """Median seconds per candidate over ``repeats`` interleaved rounds."""
+    if warmup:
+        for fn in candidates.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def report(title: str, times: dict[str, float], ratios: list[tuple[str, str, float | None]]) -> None:
+    """The medians, then ``slow / fast`` ratios with their targets (a lower
+    bound when the fast one is li_scan, else an upper bound)."""
+    print(title)
+    for name, value in times.items():
+        print(f"  {name:<22}{value * 1e3:10.2f} ms")
+    for slow, fast, target in ratios:
+        if slow in times and fast in times:
+            goal = "" if target is None else f"   (target {'>=' if fast == 'li_scan' else '<='} {target:g}x)"
+            print(f"  {slow + ' / ' + fast:<40}{times[slow] / times[fast]:8.2f}x{goal}")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of the seed loop and Norse (seconds each)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--no-norse", action="store_true", help="skip Norse even when it is installed")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    slow: dict[str, Callable] = {"seed loop": seed_loop}
+    if not args.no_norse:
+        try:
+            from norse.torch import LI
+        except ImportError as exc:
+            print(f"norse not importable ({exc}); comparing with the seed loop only\n")
+        else:
+            norse_li = LI()
+            slow["norse LI"] = lambda x: norse_li(x)[0]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+
+    def tensor(workload: Workload) -> torch.Tensor:
+        x = torch.randn(workload.shape, generator=torch.Generator().manual_seed(0))
+        return x.requires_grad_(workload.train)
+
+    results = []
+    for workload in WORKLOADS:
+        x = tensor(workload)
+        fast = {"x.clone()": x.detach().clone, "li_scan": runner(scan, x, workload.train)}
+        if workload.algorithms:
+            for name in ("loop", "block"):
+                fast[f"li_scan, {name}"] = runner(forced(name, scan), x, workload.train)
+        with torch.set_grad_enabled(workload.train):
+            results.append(seconds(fast, args.repeats * workload.repeats_factor, warmup=True))
+    for workload, times in zip(WORKLOADS, results):
+        x = tensor(workload)
+        with torch.set_grad_enabled(workload.train):
+            baselines = {name: runner(fn, x, workload.train) for name, fn in slow.items()}
+            times.update(seconds(baselines, args.slow_repeats, warmup=False))
+        report(workload.title, times, workload.ratios)
+
+
+if __name__ == "__main__":
+    main()

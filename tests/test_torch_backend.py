@@ -1,0 +1,574 @@
+"""The torch backend beyond the shared conformance suite: both scan
+algorithms against the float64 reference and SPEC's known values, the fused
+op's gradients (gradcheck, and against autograd through a loop of steps),
+what the backward saves, half precision, lazy import, and CUDA."""
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import li_backends.torch as torch_backend  # noqa: E402
+from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402
+from li_core.testing import assert_matches  # noqa: E402
+
+DT = 1e-3
+F64 = torch.float64
+DTYPES = ["float32", "float64", "float16", "bfloat16"]
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False")
+
+
+def numpy64(x):
+    """A tensor (any dtype or device), float or None as float64 NumPy / float."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().to(F64).numpy()
+    return x
+
+
+def reference_scan(xs, state, w=None, p=LIParameters(), record_states=False):
+    """``li_core.reference.scan`` in float64 on the values the backend saw."""
+    p = LIParameters(*map(numpy64, p))
+    if state is None:
+        shape = xs.shape[1:-1] + w.shape[:1] if w is not None else xs.shape[1:]
+        state = LIState(np.broadcast_to(p.v_leak, shape), np.zeros(shape))
+    state = LIState(*map(numpy64, state))
+    return reference.scan(numpy64(xs), state, numpy64(w), p, DT, record_states)
+
+
+def random_case(steps, shape, dtype="float64", per_neuron=True, seed=0, device="cpu"):
+    """Inputs, a state and parameters (per neuron along the last axis, or floats)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = shape[-1]
+
+    def make(*size, low=None, high=None):
+        if low is None:
+            values = torch.randn(*size, generator=gen, dtype=F64)
+        else:
+            values = low + (high - low) * torch.rand(*size, generator=gen, dtype=F64)
+        return values.to(device=device, dtype=getattr(torch, dtype))
+
+    xs = make(steps, *shape)
+    state = LIState(make(*shape), make(*shape))
+    if per_neuron:
+        p = LIParameters(make(n, low=50.0, high=400.0), make(n, low=50.0, high=400.0), make(n))
+    else:
+        p = LIParameters(170.0, 90.0, 0.25)
+    return xs, state, p
+
+
+@pytest.fixture(params=["loop", "block"])
+def algorithm(request, monkeypatch):
+    """Forces one scan algorithm and records which kernels ran; the loop runs
+    on pieces of at most 4 neurons and the block path on segments of at most
+    500 steps, so that cutting the neurons and the time axis is tested."""
+    monkeypatch.setattr(torch_backend, "BLOCK_MAX_NEURONS", 0 if request.param == "loop" else 1 << 62)
+    monkeypatch.setattr(torch_backend, "LOOP_CHUNK", 4)
+    monkeypatch.setattr(torch_backend, "BLOCK_MAX_STEPS", 500)
+    ran = set()
+    for kernel, path in (("_loop_forward", "loop"), ("_loop_backward", "loop"), ("_block_scan", "block")):
+        real = getattr(torch_backend, kernel)
+
+        def spy(*args, _real=real, _path=path):
+            ran.add(_path)
+            return _real(*args)
+
+        monkeypatch.setattr(torch_backend, kernel, spy)
+    request.node.ran = ran
+    return request.param
+
+
+def assert_ran(request, algorithm):
+    assert request.node.ran == {algorithm}, f"expected the {algorithm} path, ran {request.node.ran}"
+
+
+# ---------------------------------------------------------------------------
+# the backend object and lazy import
+
+
+def test_registering_and_handles_do_not_import_torch():
+    code = (
+        "import sys, numpy, li_core, li_backends.torch\n"
+        "from li_core.registry import registry\n"
+        "backend = registry.backends['torch'].backend\n"
+        "assert not backend.handles(numpy.zeros(3))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_backend_declarations_and_conversions():
+    backend = get_backend("torch")
+    assert isinstance(backend, torch_backend.TorchBackend)
+    assert (backend.name, backend.priority, backend.extra, backend.autograd) == ("torch", 20, "torch", True)
+    assert backend.dtypes == ("float16", "bfloat16", "float32", "float64")
+    assert backend.devices == ("cpu", "cuda")
+    assert backend.availability() is None
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = backend.asarray(array)
+    assert backend.handles(x) and not backend.handles(array)
+    assert x.dtype == torch.float32 and x.device.type == "cpu"
+    array[0, 0] = 99.0
+    assert x[0, 0] == 0.0  # a copy
+    half = x.to(torch.bfloat16).requires_grad_()
+    back = backend.to_numpy(half)
+    assert back.dtype == np.float32 and np.array_equal(back, np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+def test_automatic_choice_for_tensors_is_torch():
+    from li_core.selection import select
+
+    assert select(None, torch.zeros(2), "inputs", "li_scan").name == "torch"
+
+
+# ---------------------------------------------------------------------------
+# SPEC section 4: known values, on both algorithms and on the steps
+
+CONSTANT_V = [0.1, 0.27, 0.487, 0.7335, 0.99631, 1.265607, 1.5341887, 1.79688375, 2.050086511, 2.2913907687]
+CONSTANT_I = [0.8, 1.44, 1.952, 2.3616, 2.68928, 2.951424, 3.1611392, 3.32891136, 3.463129088, 3.5705032704]
+
+
+def test_known_values_constant_input_and_impulse(algorithm, request):
+    xs = torch.ones(10, 1, dtype=F64)
+    vs, state = li_scan(xs, backend="torch")
+    np.testing.assert_allclose(vs[:, 0], CONSTANT_V, rtol=1e-12)
+    np.testing.assert_allclose(state.i, CONSTANT_I[-1:], rtol=1e-12)
+    impulse = torch.tensor([[1.0], [0.0], [0.0], [0.0], [0.0]], dtype=F64)
+    vs, state = li_scan(impulse, backend="torch")
+    np.testing.assert_allclose(vs[:, 0], [0.1, 0.17, 0.217, 0.2465, 0.26281], rtol=1e-12)
+    np.testing.assert_allclose(state.i, [0.32768], rtol=1e-12)
+    assert_ran(request, algorithm)
+    _, recorded = li_scan(xs, backend="torch", record_states=True)
+    np.testing.assert_allclose(recorded.i[:, 0], CONSTANT_I, rtol=1e-12)
+
+
+def test_known_values_weighted_step_scan_and_steps(algorithm, request):
+    w = torch.tensor([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]], dtype=F64)
+    xs = torch.ones(3, 2, dtype=F64)
+    vs, _ = li_scan(xs, None, w, backend="torch")
+    np.testing.assert_allclose(vs[0], [0.3, -0.05, 0.3], rtol=1e-12)
+    np.testing.assert_allclose(vs[2], [1.461, -0.2435, 1.461], rtol=1e-12)
+    assert_ran(request, algorithm)
+    v, state = li_step(xs[0], None, w, backend="torch")
+    np.testing.assert_allclose(v, [0.3, -0.05, 0.3], rtol=1e-12)
+    np.testing.assert_allclose(state.i, [2.4, -0.4, 2.4], rtol=1e-12)
+    for x in xs[1:]:
+        v, state = li_step(x, state, w, backend="torch")
+    np.testing.assert_allclose(v, [1.461, -0.2435, 1.461], rtol=1e-12)
+
+
+def test_known_values_instant_time_constants(algorithm, request):
+    """tau_syn_inv = tau_mem_inv = 1/dt: b = 0 and a = 1, v follows the input."""
+    xs = torch.randn(50, 4, dtype=F64)
+    p = LIParameters(1000.0, 1000.0, 0.0)
+    vs, state = li_scan(xs, p=p, backend="torch", record_states=True)
+    np.testing.assert_allclose(vs, xs, rtol=1e-12, atol=1e-15)
+    assert torch.all(state.i == 0)
+    v, state = li_feed_forward_step(xs[0], None, p, backend="torch")
+    np.testing.assert_allclose(v, xs[0], rtol=1e-12)
+    assert torch.all(state.i == 0)
+
+
+# ---------------------------------------------------------------------------
+# against the float64 reference over long sequences
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "scalar"])
+def test_scan_matches_reference(dtype, per_neuron, algorithm, request):
+    xs, state, p = random_case(1200, (3, 5), dtype, per_neuron)
+    vs, final = li_scan(xs, state, p=p, backend="torch")
+    expected_vs, expected = reference_scan(xs, state, p=p)
+    assert vs.dtype == final.v.dtype == final.i.dtype == xs.dtype
+    assert_matches(numpy64(vs), expected_vs, dtype, f"{dtype} voltages")
+    assert_matches(numpy64(final.v), expected.v, dtype, f"{dtype} final v")
+    assert_matches(numpy64(final.i), expected.i, dtype, f"{dtype} final i")
+    assert_ran(request, "loop" if per_neuron else algorithm)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weighted_scan_and_steps_match_reference(dtype, algorithm):
+    xs, state, p = random_case(1000, (2, 6), dtype)
+    gen = torch.Generator().manual_seed(1)
+    w = (torch.randn(6, 6, generator=gen, dtype=F64) / 3).to(xs.dtype)
+    vs, final = li_scan(xs, state, w, p, backend="torch")
+    expected_vs, expected = reference_scan(xs, state, w, p)
+    assert_matches(numpy64(vs), expected_vs, dtype, f"{dtype} weighted voltages")
+    assert_matches(numpy64(final.i), expected.i, dtype, f"{dtype} weighted final i")
+    step_state = state
+    for t in range(len(xs)):
+        v, step_state = li_step(xs[t], step_state, w, p, backend="torch")
+    assert v.dtype == xs.dtype
+    assert_matches(numpy64(v), expected_vs[-1], dtype, f"{dtype} li_step loop")
+    assert_matches(numpy64(step_state.i), expected.i, dtype, f"{dtype} li_step loop final i")
+
+
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "scalar"])
+def test_scan_equals_loop_of_steps(per_neuron, algorithm):
+    xs, state, p = random_case(300, (4, 3), "float64", per_neuron)
+    vs, final = li_scan(xs, state, p=p, backend="torch")
+    current = state
+    for t in range(len(xs)):
+        v, current = li_feed_forward_step(xs[t], current, p, backend="torch")
+        assert_matches(vs[t].numpy(), v.numpy(), "float64", f"scan vs steps at t={t}")
+    assert_matches(final.v.numpy(), current.v.numpy(), "float64", "final v")
+    assert_matches(final.i.numpy(), current.i.numpy(), "float64", "final i")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 64, 300])
+def test_split_scan_equals_one_scan(steps, algorithm):
+    xs, state, p = random_case(steps + 37, (3, 4), "float64", per_neuron=False)
+    whole, end = li_scan(xs, state, p=p, backend="torch")
+    first, middle = li_scan(xs[:steps], state, p=p, backend="torch")
+    second, split_end = li_scan(xs[steps:], middle, p=p, backend="torch")
+    assert_matches(torch.cat([first, second]).numpy(), whole.numpy(), "float64", "split voltages")
+    assert_matches(split_end.i.numpy(), end.i.numpy(), "float64", "split final i")
+
+
+def test_record_states(algorithm):
+    xs, state, p = random_case(200, (2, 3), "float64")
+    vs, recorded = li_scan(xs, state, p=p, backend="torch", record_states=True)
+    expected_vs, expected = reference_scan(xs, state, p=p, record_states=True)
+    assert recorded.v.shape == recorded.i.shape == xs.shape
+    assert_matches(vs.numpy(), expected_vs, "float64", "voltages")
+    assert_matches(recorded.i.numpy(), expected.i, "float64", "recorded currents")
+    assert torch.equal(recorded.v, vs) and recorded.v.data_ptr() != vs.data_ptr()
+    _, final = li_scan(xs, state, p=p, backend="torch")
+    assert torch.equal(final.i, recorded.i[-1]) and torch.equal(final.v, recorded.v[-1])
+
+
+def test_state_none_starts_at_leak_with_zero_current(algorithm):
+    xs, _, p = random_case(40, (2, 5), "float64")
+    rest = LIState(p.v_leak.expand(2, 5), torch.zeros(2, 5, dtype=F64))
+    for a, b in zip(li_scan(xs, None, p=p, backend="torch"), li_scan(xs, rest, p=p, backend="torch")):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    v, state = li_feed_forward_step(xs[0], None, p, backend="torch")
+    torch.testing.assert_close(v, li_feed_forward_step(xs[0], rest, p, backend="torch")[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("record_states", [False, True])
+def test_zero_steps(record_states):
+    state = LIState(torch.randn(2, 3, requires_grad=True), torch.randn(2, 3))
+    vs, final = li_scan(torch.zeros(0, 2, 3), state, backend="torch", record_states=record_states)
+    assert vs.shape == (0, 2, 3) and vs.dtype == torch.float32
+    if record_states:
+        assert final.v.shape == final.i.shape == (0, 2, 3)
+    else:
+        assert torch.equal(final.v, state.v) and torch.equal(final.i, state.i)
+        assert final.v.data_ptr() != state.v.data_ptr() and final.i.data_ptr() != state.i.data_ptr()
+        final.v.sum().backward()
+        assert torch.equal(state.v.grad, torch.ones(2, 3))
+    w = torch.randn(3, 4)
+    vs, final = li_scan(torch.zeros(0, 2, 4), None, w, backend="torch")
+    assert vs.shape == (0, 2, 3) and final.v.shape == (2, 3)
+
+
+def test_non_contiguous_inputs_give_the_same_numbers(algorithm):
+    xs, state, p = random_case(100, (6, 4), "float64", per_neuron=False)
+    transposed = xs.transpose(1, 2).contiguous().transpose(1, 2)  # same values, other strides
+    every_other = torch.randn(100, 6, 8, dtype=F64)[..., ::2]
+    spikes = torch.randn(50, 6, 5, dtype=F64)
+    w = torch.randn(4, 5, dtype=F64)
+    w_transposed = w.t().contiguous().t()
+    assert not (transposed.is_contiguous() or every_other.is_contiguous() or w_transposed.is_contiguous())
+    for strided, contiguous in (
+        (li_scan(transposed, state, p=p, backend="torch"), li_scan(xs, state, p=p, backend="torch")),
+        (li_scan(every_other, None, backend="torch"), li_scan(every_other.contiguous(), None, backend="torch")),
+        (li_scan(spikes, None, w_transposed, backend="torch"), li_scan(spikes, None, w, backend="torch")),
+    ):
+        for y, z in zip(strided, contiguous):
+            torch.testing.assert_close(y, z, rtol=1e-13, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# no mutation, no aliasing
+
+
+def storages(*tensors):
+    return [t.untyped_storage().data_ptr() for t in tensors]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+@pytest.mark.parametrize("record_states", [False, True])
+def test_no_mutation_and_no_aliasing(dtype, record_states, algorithm):
+    xs, state, p = random_case(30, (2, 3), dtype)
+    w = torch.randn(3, 3, dtype=F64).to(xs.dtype)
+    arguments = [xs, *state, w, *p]
+    before = [a.clone() for a in arguments]
+    for vs, final in (
+        li_scan(xs, state, None, p, backend="torch", record_states=record_states),
+        li_scan(xs, state, w, p, backend="torch", record_states=record_states),
+    ):
+        out = storages(vs, *final)
+        assert len(set(out)) == 3 and not set(out) & set(storages(*arguments))
+    steps = (li_feed_forward_step(xs[0], state, p, backend="torch"), li_step(xs[0], state, w, p, backend="torch"))
+    for v, step_state in steps:
+        out = storages(v, *step_state)
+        assert len(set(out)) == 3 and not set(out) & set(storages(*arguments))
+        v.add_(1)
+        assert not torch.equal(v, step_state.v)
+    for a, b in zip(arguments, before):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# gradients
+
+
+def scan_outputs(record_states):
+    """A function of (xs, w, v0, i0, tau_syn_inv, tau_mem_inv, v_leak) returning
+    every differentiable output of the scan."""
+
+    def f(xs, w, v0, i0, syn, mem, leak):
+        p = LIParameters(syn, mem, leak)
+        vs, state = li_scan(xs, LIState(v0, i0), w, p, backend="torch", record_states=record_states)
+        return vs, state.v, state.i
+
+    return f
+
+
+def gradcheck_arguments(steps=6, per_neuron=True, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    batch, inputs, n = 2, 3, 4
+    size = (n,) if per_neuron else ()
+    arguments = [
+        torch.randn(steps, batch, inputs, generator=gen, dtype=F64),
+        torch.randn(n, inputs, generator=gen, dtype=F64),
+        torch.randn(batch, n, generator=gen, dtype=F64),
+        torch.randn(batch, n, generator=gen, dtype=F64),
+        100 + 300 * torch.rand(size, generator=gen, dtype=F64),
+        50 + 150 * torch.rand((1,) + size, generator=gen, dtype=F64),
+        torch.randn(size, generator=gen, dtype=F64),
+    ]
+    return [a.requires_grad_() for a in arguments]
+
+
+@pytest.mark.parametrize("record_states", [False, True])
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "0-d"])
+def test_scan_gradcheck_all_arguments(record_states, per_neuron, algorithm):
+    assert torch.autograd.gradcheck(scan_outputs(record_states), gradcheck_arguments(per_neuron=per_neuron))
+
+
+@pytest.mark.parametrize("record_states", [False, True])
+@pytest.mark.parametrize("v0_grad", [True, False], ids=["v0-grad", "v0-fixed"])
+def test_scan_gradcheck_with_float_parameters(record_states, v0_grad, algorithm, request):
+    """Only inputs, weights and state carry gradients (the fast backwards;
+    without a gradient for v0 the loop carries a*lam)."""
+    xs, w, v0, i0, *_ = gradcheck_arguments(steps=11)  # blocks of 4 and a remainder
+    v0.requires_grad_(v0_grad)
+
+    def f(xs, w, i0, *v0_):
+        return scan_outputs(record_states)(xs, w, *(v0_ or (v0,)), i0, 170.0, 90.0, 0.3)
+
+    assert torch.autograd.gradcheck(f, (xs, w, i0, v0) if v0_grad else (xs, w, i0))
+    assert_ran(request, "loop" if record_states else algorithm)
+
+
+def test_gradcheck_at_b_zero_and_a_one(algorithm):
+    """dt*tau_syn_inv = dt*tau_mem_inv = 1: nothing may divide by b or a."""
+    arguments = gradcheck_arguments()
+    arguments[4] = torch.full((4,), 1000.0, dtype=F64, requires_grad=True)
+    arguments[5] = torch.full((1, 4), 1000.0, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(scan_outputs(False), arguments)
+    xs, w, v0, i0, *_ = arguments
+    assert torch.autograd.gradcheck(lambda *a: scan_outputs(False)(*a, 1000.0, 1000.0, 0.0), (xs, w, v0, i0))
+
+
+def test_steps_gradcheck():
+    xs, w, v0, i0, syn, mem, leak = gradcheck_arguments()
+
+    def step(x, w, v0, i0, syn, mem, leak):
+        v, state = li_step(x, LIState(v0, i0), w, LIParameters(syn, mem, leak), backend="torch")
+        return v, state.v, state.i
+
+    def feed_forward(x, v0, i0, syn, mem, leak):
+        v, state = li_feed_forward_step(x, LIState(v0, i0), LIParameters(syn, mem, leak), backend="torch")
+        return v, state.v, state.i
+
+    assert torch.autograd.gradcheck(step, (xs[0], w, v0, i0, syn, mem, leak))
+    current = torch.randn(2, 4, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(feed_forward, (current, v0, i0, syn, mem, leak))
+
+
+@pytest.mark.parametrize("record_states", [False, True])
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "0-d"])
+def test_scan_gradients_equal_autograd_through_a_loop_of_steps(record_states, per_neuron, algorithm):
+    arguments = gradcheck_arguments(steps=150, per_neuron=per_neuron, seed=3)
+    xs, w, v0, i0, syn, mem, leak = arguments
+    outputs = scan_outputs(record_states)(*arguments)
+    gen = torch.Generator().manual_seed(4)
+    upstream = [torch.randn(o.shape, generator=gen, dtype=F64) for o in outputs]
+    ours = torch.autograd.grad(outputs, arguments, upstream)
+
+    vs, is_ = [], []
+    state = LIState(v0, i0)
+    for x in xs:
+        v, state = li_step(x, state, w, LIParameters(syn, mem, leak), backend="torch")
+        vs.append(v)
+        is_.append(state.i)
+    loop = (torch.stack(vs), *((torch.stack(vs), torch.stack(is_)) if record_states else state))
+    theirs = torch.autograd.grad(loop, arguments, upstream)
+    for name, a, b in zip(["xs", "w", "v0", "i0", "tau_syn_inv", "tau_mem_inv", "v_leak"], ours, theirs):
+        assert a.shape == b.shape, name
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * float(b.abs().max()), msg=name)
+
+
+def test_backward_saves_only_what_it_needs():
+    xs = torch.randn(50, 8, requires_grad=True)
+    vs, _ = li_scan(xs, backend="torch")
+    assert all(t.dim() == 0 for t in vs.grad_fn.saved_tensors)  # the coefficients, nothing per step
+    fixed = LIParameters(torch.full((8,), 150.0), torch.full((8,), 80.0), 0.0)
+    vs, _ = li_scan(xs, p=fixed, backend="torch")
+    assert all(t.dim() <= 1 for t in vs.grad_fn.saved_tensors)  # per-neuron coefficients only
+    trained = LIParameters(200.0, torch.full((8,), 80.0, requires_grad=True), 0.0)
+    vs, _ = li_scan(xs, p=trained, backend="torch")
+    assert sum(t.shape == xs.shape for t in vs.grad_fn.saved_tensors) == 2  # the voltages and j
+
+
+@pytest.mark.parametrize("trained", [False, True], ids=["fixed", "trained"])
+def test_loop_allocates_nothing_per_step(trained, monkeypatch):
+    """Forward and backward allocate as many tensors for 10 steps as for 300:
+    the loop writes into preallocated buffers."""
+    monkeypatch.setattr(torch_backend, "BLOCK_MAX_NEURONS", 0)
+
+    def allocations(steps):
+        xs = torch.randn(steps, 3, 4, requires_grad=True)
+        mem = torch.full((4,), 90.0, requires_grad=trained)
+        with torch.profiler.profile() as profile:
+            vs, final = li_scan(xs, p=LIParameters(200.0, mem, 0.5), backend="torch")
+            (vs.sum() + final.i.sum()).backward()
+        return sum(e.count for e in profile.key_averages() if e.key in ("aten::empty", "aten::empty_strided"))
+
+    assert allocations(10) == allocations(300)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_gradients_flow(dtype, algorithm):
+    xs, state, _ = random_case(100, (2, 3), dtype)
+    xs.requires_grad_()
+    mem = torch.full((3,), 100.0, dtype=xs.dtype, requires_grad=True)
+    vs, final = li_scan(xs, state, p=LIParameters(200.0, mem, 0.0), backend="torch")
+    (vs.float().sum() + final.i.float().sum()).backward()
+    assert xs.grad.dtype == mem.grad.dtype == xs.dtype
+    exact = xs.detach().double().requires_grad_()
+    exact_mem = mem.detach().double().requires_grad_()
+    exact_state = LIState(*(s.double() for s in state))
+    vs, final = li_scan(exact, exact_state, p=LIParameters(200.0, exact_mem, 0.0), backend="torch")
+    (vs.sum() + final.i.sum()).backward()
+    assert_matches(numpy64(xs.grad), exact.grad.numpy(), dtype, "input gradient")
+    assert_matches(numpy64(mem.grad), exact_mem.grad.numpy(), dtype, "tau_mem_inv gradient")
+
+
+def test_block_path_for_scalar_parameters_only(monkeypatch):
+    """The automatic choice: block for few neurons and scalar coefficients,
+    loop otherwise (many neurons, per-neuron or trained parameters, recorded states)."""
+    ran = []
+    for kernel, path in (("_loop_forward", "loop"), ("_block_scan", "block")):
+        real = getattr(torch_backend, kernel)
+        monkeypatch.setattr(torch_backend, kernel, lambda *a, _real=real, _path=path: ran.append(_path) or _real(*a))
+
+    def used(xs, **kwargs):
+        ran.clear()
+        li_scan(xs, backend="torch", **kwargs)
+        return ran[0]
+
+    small = torch.randn(20, 8, 16)
+    assert used(small) == "block"
+    assert used(torch.randn(20, torch_backend.BLOCK_MAX_NEURONS + 1)) == "loop"
+    assert used(small, p=LIParameters(torch.full((16,), 150.0))) == "loop"
+    assert used(small, record_states=True) == "loop"
+    assert used(small, p=LIParameters(torch.tensor(150.0, requires_grad=True))) == "loop"
+    with torch.no_grad():
+        assert used(small, p=LIParameters(torch.tensor(150.0, requires_grad=True))) == "block"
+    precision = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # TF32/bf16 matmuls would lose float32 accuracy
+        assert used(small) == "loop"
+        assert used(small.double()) == "block"
+    finally:
+        torch.set_float32_matmul_precision(precision)
+
+
+def test_single_neuron_without_axes(algorithm, request):
+    """Inputs ``[T]``: the neuron shape is ``()``."""
+    xs = torch.randn(200, dtype=F64)
+    vs, final = li_scan(xs, backend="torch")
+    expected_vs, expected = reference_scan(xs, None)
+    assert vs.shape == (200,) and final.v.shape == final.i.shape == ()
+    assert_matches(vs.numpy(), expected_vs, "float64", "voltages")
+    assert_matches(final.i.numpy(), expected.i, "float64", "final i")
+    assert_ran(request, algorithm)
+
+
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+def test_fused_scan_compiles_without_graph_breaks():
+    """The custom op composes with torch.compile(fullgraph=True), forward and backward."""
+    backend = get_backend("torch")
+    xs, state, p = random_case(30, (2, 4), "float32")
+    xs.requires_grad_()
+    mem = p.tau_mem_inv.requires_grad_()
+
+    def loss(xs, mem):
+        vs, final = backend.scan(xs * 2, state, None, LIParameters(p.tau_syn_inv, mem, p.v_leak), DT, False)
+        return vs.square().sum() + final.i.sum()
+
+    eager = torch.autograd.grad(loss(xs, mem), (xs, mem))
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    for a, b in zip(torch.autograd.grad(compiled(xs, mem), (xs, mem)), eager):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * float(b.abs().max()))
+
+
+def test_pieces_run_on_worker_threads_without_autograd(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    ran = []
+    torch_backend._each(lambda k: ran.append((k, threading.get_ident(), torch.is_grad_enabled())), [[0], [1], [2]])
+    assert sorted(k for k, _, _ in ran) == [0, 1, 2]
+    assert threading.get_ident() not in {thread for _, thread, _ in ran}
+    assert not any(grad for _, _, grad in ran)
+
+
+def test_block_length_covers_remainders():
+    for steps in (1, 2, 3, 10, 97, 1000):
+        length = torch_backend._block_length(steps)
+        assert 1 <= length <= steps
+
+
+# ---------------------------------------------------------------------------
+# CUDA
+
+
+@cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "scalar"])
+def test_cuda_scan_and_step_match_reference(dtype, per_neuron, algorithm):
+    xs, state, p = random_case(1000, (4, 8), dtype, per_neuron, device="cuda")
+    vs, final = li_scan(xs, state, p=p, backend="torch")
+    assert vs.device.type == final.v.device.type == final.i.device.type == "cuda"
+    expected_vs, expected = reference_scan(xs, state, p=p)
+    assert_matches(numpy64(vs), expected_vs, dtype, f"cuda {dtype} voltages")
+    assert_matches(numpy64(final.i), expected.i, dtype, f"cuda {dtype} final i")
+    v, step_state = li_feed_forward_step(xs[0], state, p, backend="torch")
+    on_host = LIState(*map(numpy64, state)), LIParameters(*map(numpy64, p))
+    expected_v, _ = reference.feed_forward_step(numpy64(xs[0]), *on_host, DT)
+    assert v.device.type == "cuda"
+    assert_matches(numpy64(v), expected_v, dtype, f"cuda {dtype} step")
+
+
+@cuda
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "0-d"])
+def test_cuda_gradients_equal_cpu(per_neuron, algorithm):
+    arguments = gradcheck_arguments(steps=40, per_neuron=per_neuron)
+    on_gpu = [a.detach().cuda().requires_grad_() for a in arguments]
+    for record_states in (False, True):
+        f = scan_outputs(record_states)
+        cpu_out, gpu_out = f(*arguments), f(*on_gpu)
+        upstream = [torch.ones_like(o) for o in cpu_out]
+        cpu = torch.autograd.grad(cpu_out, arguments, upstream)
+        gpu = torch.autograd.grad(gpu_out, on_gpu, [u.cuda() for u in upstream])
+        for a, b in zip(cpu, gpu):
+            assert b.device.type == "cuda"
+            torch.testing.assert_close(b.cpu(), a, rtol=1e-10, atol=1e-10)
