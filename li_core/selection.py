@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -50,6 +51,16 @@ def _environment_preference() -> str | None:
 
 
 _encoded_name = getattr(os.environ, "encodekey", lambda name: None)(ENVIRONMENT_VARIABLE)
+
+
+def _debug_enabled() -> bool:
+    """Whether to log the choice. Not while ``torch.compile`` traces: the
+    compiled code runs none of this Python per call, and dynamo cannot trace
+    ``Logger`` methods (each would break the graph of every compiled model)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.compiler.is_compiling():
+        return False
+    return logger.isEnabledFor(logging.DEBUG)
 
 
 def resolve(backend: str | Backend) -> Backend:
@@ -128,6 +139,6 @@ def select(explicit: str | Backend | None, x: Any, argument: str, operation: str
         backend, why = found, f"LI_BACKEND={preference}"
     else:
         backend, why = _automatic(x, argument), f"automatic choice for {type(x).__module__}.{type(x).__name__}"
-    if logger.isEnabledFor(logging.DEBUG):
+    if _debug_enabled():
         logger.debug("%s: backend %r (%s)", operation, backend.name, why)
     return backend

@@ -126,7 +126,8 @@ def test_torch_compile_matches_eager():
     eager.square().sum().backward()
     eager_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    compiled = torch.compile(model)(xs)
+    # fullgraph: li_core's dispatch (validation, selection, logging) must not break the graph
+    compiled = torch.compile(model, fullgraph=True)(xs)
     compiled.square().sum().backward()
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
     for (name, p), expected in zip(model.named_parameters(), eager_grads):
