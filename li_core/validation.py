@@ -72,7 +72,7 @@ class _Checker:
         self.dtype_name = dtype_name(x.dtype)
         if self.dtype_name not in FLOATING:
             raise TypeError(f"{argument} must have a floating dtype, got {describe(x)}")
-        self.device = device(x, self.library)
+        self.device = None if self.library == "numpy" else device(x, self.library)
 
     def same_kind(self, name: str, a: Any) -> None:
         if type(a) is self.type and self.library == "numpy" and a.dtype is self.dtype:
@@ -139,7 +139,8 @@ def check_call(
     shape = tuple(x.shape)
     if time_axis and len(shape) == 0:
         raise ValueError(f"{argument} must have a leading time axis [T, ...], got a 0-d array")
-    dt = check_dt(dt)
+    if not (type(dt) is float and 0.0 < dt < math.inf):  # (the common case inline: a call costs)
+        dt = check_dt(dt)
     neuron_shape = shape[1:] if time_axis else shape
     if weights is None:
         if weights_required:
@@ -160,7 +161,7 @@ def check_call(
             raise TypeError(f"state must be an LIState(v, i) or None, got {describe(state)}")
         for field, value in zip(("state.v", "state.i"), state):
             checker.same_kind(field, value)
-            if not _fits(tuple(value.shape), neuron_shape):
+            if value.shape != neuron_shape and not _fits(tuple(value.shape), neuron_shape):
                 raise ValueError(
                     f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}"
                 )
