@@ -30,6 +30,7 @@ import pytest
 import li_backends.cupy as cupy_backend
 from li_core import LIParameters, LIState
 from li_core import reference as ref
+from li_core.testing.cases import Case, convert
 from li_core.testing.tolerances import assert_matches
 
 HOST_DIR = Path(__file__).with_name("cuda_host")
@@ -280,22 +281,11 @@ def on_host(a, dtype):
 
 def run_scan(backend, dtype, xs, state, weights, p, dt=1e-3, record_states=False):
     """The backend's scan on ``dtype`` copies, and the float64 reference on the same rounded numbers."""
-    got = backend.scan(
-        on_host(xs, dtype),
-        LIState(on_host(state.v, dtype), on_host(state.i, dtype)),
-        on_host(weights, dtype),
-        LIParameters(*(on_host(value, dtype) for value in p)),
-        dt,
-        record_states,
-    )
-    expected = ref.scan(
-        rounded(xs, dtype),
-        LIState(rounded(state.v, dtype), rounded(state.i, dtype)),
-        rounded(weights, dtype),
-        LIParameters(*(rounded(value, dtype) for value in p)),
-        dt,
-        record_states,
-    )
+    case = Case(xs, weights, state, p, dt)
+    given = convert(case, lambda a: on_host(a, dtype))
+    same = convert(case, lambda a: rounded(a, dtype))
+    got = backend.scan(given.xs, given.state, given.weights, given.p, dt, record_states)
+    expected = ref.scan(same.xs, same.state, same.weights, same.p, dt, record_states)
     return got, expected
 
 
