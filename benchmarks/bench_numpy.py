@@ -45,7 +45,9 @@ def main() -> None:
     print("li_scan, T=1000, batch 32, 1024 neurons, float32")
     print(f"  x.copy()            {copy * 1e3:8.2f} ms")
     print(f"  li_scan (numpy)     {scan * 1e3:8.2f} ms   {scan / copy:5.2f}x copy")
-    print(f"  seed step loop      {seed * 1e3:8.2f} ms   {seed / copy:5.2f}x copy   li_scan is {seed / scan:4.1f}x faster")
+    print(
+        f"  seed step loop      {seed * 1e3:8.2f} ms   {seed / copy:5.2f}x copy   li_scan is {seed / scan:4.1f}x faster"
+    )
 
     x = rng.normal(size=(8, 256)).astype(np.float32)
     state = LIState(rng.normal(size=(8, 256)).astype(np.float32), rng.normal(size=(8, 256)).astype(np.float32))
@@ -59,7 +61,9 @@ def main() -> None:
 
     inner = 2000
     raw = min(median_seconds(raw_numpy_step, args.repeats, inner) for _ in range(3))
-    ours = min(median_seconds(lambda: li_feed_forward_step(x, state, backend=None), args.repeats, inner) for _ in range(3))
+    ours = min(
+        median_seconds(lambda: li_feed_forward_step(x, state, backend=None), args.repeats, inner) for _ in range(3)
+    )
     print("li_feed_forward_step, [8, 256] float32, per call")
     print(f"  raw NumPy step      {raw * 1e6:8.2f} us")
     print(f"  li_feed_forward_step{ours * 1e6:8.2f} us   overhead {(ours - raw) * 1e6:+.2f} us")

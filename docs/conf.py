@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
 
-import li_core  # noqa: E402
+import li_core
 
 project = "li-neurons"
 author = "the li-neurons developers"

@@ -56,7 +56,9 @@ class NumPyBackend(li_core.Backend):
         if dtype == np.float16:
             compute = np.dtype(np.float32)
             v, i = state.v.astype(compute), state.i.astype(compute)
-            v_new, new = self.feed_forward_step(x.astype(compute, copy=False), LIState(v, i), _as_compute(np, compute, p), dt)
+            v_new, new = self.feed_forward_step(
+                x.astype(compute, copy=False), LIState(v, i), _as_compute(np, compute, p), dt
+            )
             return v_new.astype(dtype), LIState(v_new.astype(dtype), new.i.astype(dtype))
         v = state.v
         j = state.i + x

@@ -448,7 +448,7 @@ def _register_ops() -> None:
         return grads if js is None else grads + [gv.new_empty(p.shape) for p in (a, b, v_leak)]
 
     def setup_context(ctx, inputs, output):
-        xs, v0, i0, a, b, v_leak, record, keep = inputs
+        _xs, v0, _i0, a, b, v_leak, record, keep = inputs
         ctx.record = record
         ctx.save_for_backward(a, b, v_leak, *((v0, output[0], output[2]) if keep else ()))
 

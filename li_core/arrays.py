@@ -67,7 +67,7 @@ def dtype_name(dtype: Any) -> str:
         return name
 
 
-def device(x: Any, library: str) -> Any:
+def device(x: Any, library: str | None) -> Any:
     """The device of ``x`` (NumPy arrays are always on the CPU)."""
     if library == "numpy":
         return "cpu"

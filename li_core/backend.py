@@ -60,7 +60,7 @@ class Backend(abc.ABC):
         """
         try:
             importlib.import_module(self.library)
-        except Exception as exc:  # the reason is reported, not hidden
+        except Exception as exc:  # noqa: BLE001 - the reason is reported, not hidden
             return f"{type(exc).__name__}: {exc}"
         return None
 
@@ -70,7 +70,7 @@ class Backend(abc.ABC):
         if module is None:
             try:
                 module = importlib.import_module(self.library)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the error is the reported reason
                 return None
         return getattr(module, "__version__", None)
 

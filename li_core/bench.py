@@ -36,12 +36,12 @@ from .registry import get_backend, list_backends
 from .types import LIParameters, LIState
 
 __all__ = [
+    "RESULT_HEADERS",
     "WORKLOADS",
     "Progress",
     "Timing",
     "Workload",
     "copier",
-    "RESULT_HEADERS",
     "describe_settings",
     "format_results",
     "format_seconds",
@@ -285,8 +285,8 @@ def _gpu_name(x: Any) -> str | None:
         if library == "cupy":
             name = sys.modules["cupy"].cuda.runtime.getDeviceProperties(x.device.id)["name"]
             return f"cuda:{x.device.id}: {name.decode() if isinstance(name, bytes) else name}"
-    except Exception:  # a label is never worth failing a benchmark
-        pass
+    except Exception:  # noqa: BLE001 - a label is never worth failing a benchmark
+        return None
     return None
 
 
@@ -340,7 +340,7 @@ def _probe_device(backend: Any, device: str, only: bool) -> tuple[Any, str | Non
     for argument in (device, None) if only else (device,):
         try:
             backend.asarray(probe, device=argument)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported in the results, never fatal to a benchmark
             errors.append(f"{type(exc).__name__}: {exc}")
             continue
         return argument, None
@@ -371,7 +371,7 @@ def _time_case(
 
     if workload.training:
         run_fused, run_loop = _gradient(library, fused, xs), _gradient(library, loop, xs)
-        if run_fused is None:
+        if run_fused is None or run_loop is None:
             return {"status": "skipped", "reason": f"the harness has no gradient recipe for {library} arrays"}
     else:
         run_fused, run_loop = (lambda: fused(xs)), (lambda: loop(xs))
@@ -468,7 +468,7 @@ def run(
         bar.update(f"{backend.name} {device} {workload.name} ({workload.shape})")
         try:
             fields = _time_case(backend, argument, workload, dtype, repeats, seed, max_seconds)
-        except Exception as exc:  # one failing case must not hide the others
+        except Exception as exc:  # noqa: BLE001 - one failing case must not hide the others
             fields = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
         rows.append(_row(backend.name, device, workload, dtype, version=infos[backend.name].version, **fields))
     bar.close()

@@ -137,7 +137,7 @@ def _testing_commands() -> tuple[Any, str | None]:
         if (exc.name or "").startswith("li_core.testing"):
             return None, "not available yet (li_core.testing.commands is not part of this installation)"
         return None, f"cannot be loaded: {type(exc).__name__}: {exc}"
-    except Exception as exc:  # a broken suite must not take the other subcommands down
+    except Exception as exc:  # noqa: BLE001 - a broken suite must not take the other subcommands down
         return None, f"cannot be loaded: {type(exc).__name__}: {exc}"
     return commands, None
 

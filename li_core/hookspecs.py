@@ -20,7 +20,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def li_register_backends() -> Iterable:
+def li_register_backends() -> Iterable:  # type: ignore[empty-body]  # a hookspec has no body
     """Return the backends this plugin provides: an iterable of
     ``li_core.Backend`` instances.
 

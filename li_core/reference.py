@@ -71,7 +71,9 @@ def step(x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[An
     return v_new, LIState(_copy(xp, v_new), i_new)
 
 
-def scan(xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool = False) -> tuple[Any, LIState]:
+def scan(
+    xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool = False
+) -> tuple[Any, LIState]:
     """Euler steps over the time-first ``xs``; with ``w`` all ``T`` steps are
     projected by one matmul first."""
     xp = namespace(xs)

@@ -57,14 +57,14 @@ class Registry:
     """Registered backends by name, with cached availability."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything; the next use loads the plugins again."""
         self._backends: dict[str, _Registered] | None = None
         self._availability: dict[str, str | None] = {}
         #: automatic choice per array type, filled by li_core.selection
         self.auto_choice: dict[type, Backend] = {}
-
-    def reset(self) -> None:
-        """Forget everything; the next use loads the plugins again."""
-        self.__init__()
 
     @property
     def backends(self) -> dict[str, _Registered]:
@@ -77,7 +77,9 @@ class Registry:
         manager.add_hookspecs(hookspecs)
         distributions: dict[str, str] = {}
         for module_name in BUILTIN_PLUGINS:
-            self._register(manager, distributions, module_name, DISTRIBUTION, lambda m=module_name: importlib.import_module(m))
+            self._register(
+                manager, distributions, module_name, DISTRIBUTION, lambda m=module_name: importlib.import_module(m)
+            )
         if not _plugins_disabled():
             for entry_point in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
                 if entry_point.value in BUILTIN_PLUGINS:
@@ -95,7 +97,7 @@ class Registry:
         try:
             plugin = load()
             manager.register(plugin, name=name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - plugin errors are contained and reported
             _warn(f"li: {label} failed to load and was skipped: {type(exc).__name__}: {exc}")
             return
         distributions[name] = distribution
@@ -109,8 +111,8 @@ class Registry:
             distribution = distributions[impl.plugin_name]
             provider = f"plugin {impl.plugin_name!r} (from {distribution})"
             try:
-                offered = list(impl.function())
-            except Exception as exc:
+                offered = list(impl.function())  # type: ignore[call-overload]  # checked just below
+            except Exception as exc:  # noqa: BLE001 - plugin errors are contained and reported
                 _warn(f"li: {provider} raised in li_register_backends and was skipped: {type(exc).__name__}: {exc}")
                 continue
             for backend in offered:
@@ -119,7 +121,9 @@ class Registry:
                     continue
                 if backend.name in backends:
                     kept = backends[backend.name].provider
-                    _warn(f"li: backend {backend.name!r} from {provider} duplicates the one from {kept}; keeping {kept}")
+                    _warn(
+                        f"li: backend {backend.name!r} from {provider} duplicates the one from {kept}; keeping {kept}"
+                    )
                     continue
                 backends[backend.name] = _Registered(backend, provider, distribution)
         return backends
@@ -140,7 +144,7 @@ class Registry:
             pass
         try:
             reason = backend.availability()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - plugin errors are contained and reported
             reason = f"availability check raised {type(exc).__name__}: {exc}"
         self._availability[backend.name] = reason
         return reason

@@ -77,9 +77,10 @@ def resolve(backend: str | Backend) -> Backend:
 def use_backend(backend: str | Backend) -> Iterator[Backend]:
     """Run every call inside the ``with`` block on ``backend`` (unless a call
     names its own). The name is checked on entry."""
-    token = _context_choice.set(resolve(backend))
+    chosen = resolve(backend)
+    token = _context_choice.set(chosen)
     try:
-        yield _context_choice.get()
+        yield chosen
     finally:
         _context_choice.reset(token)
 

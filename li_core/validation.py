@@ -60,7 +60,7 @@ def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 class _Checker:
     """Compares every array argument with the input: library, dtype, device."""
 
-    __slots__ = ("argument", "type", "library", "dtype", "dtype_name", "device")
+    __slots__ = ("argument", "device", "dtype", "dtype_name", "library", "type")
 
     def __init__(self, argument: str, x: Any) -> None:
         self.argument = argument
@@ -91,12 +91,20 @@ class _Checker:
                 "all floating arrays in one call must share one dtype"
             )
         # (traced arrays, e.g. under jax.jit or jax.grad, may report no device)
-        if self.library != "numpy" and (where := device(a, library)) != self.device and None not in (where, self.device):
+        if (
+            self.library != "numpy"
+            and (where := device(a, library)) != self.device
+            and None not in (where, self.device)
+        ):
             raise ValueError(f"{name} is on device {where} but {self.argument} is on device {self.device}")
 
 
 def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) -> LIParameters:
-    if type(p) is LIParameters and type(p[0]) is type(p[1]) is type(p[2]) is float and math.isfinite(p[0] + p[1] + p[2]):
+    if (
+        type(p) is LIParameters
+        and type(p[0]) is type(p[1]) is type(p[2]) is float
+        and math.isfinite(p[0] + p[1] + p[2])
+    ):
         return p  # the common case: finite Python floats (an immutable record)
     if not isinstance(p, LIParameters):
         if not all(hasattr(p, field) for field in PARAMETER_FIELDS):
@@ -155,16 +163,14 @@ def check_call(
                 f"input_weights of shape {w_shape} need {argument} whose last axis has size {w_shape[1]}, "
                 f"got {argument} of shape {shape}"
             )
-        neuron_shape = neuron_shape[:-1] + (w_shape[0],)
+        neuron_shape = (*neuron_shape[:-1], w_shape[0])
     if state is not None:
         if not (isinstance(state, tuple) and len(state) == 2):
             raise TypeError(f"state must be an LIState(v, i) or None, got {describe(state)}")
         for field, value in zip(("state.v", "state.i"), state):
             checker.same_kind(field, value)
             if value.shape != neuron_shape and not _fits(tuple(value.shape), neuron_shape):
-                raise ValueError(
-                    f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}"
-                )
+                raise ValueError(f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}")
     p = _check_parameters(checker, p, neuron_shape)
     return Call._make((x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape))
 
@@ -184,7 +190,9 @@ def complete_state(call: Call, backend: Backend) -> LIState:
         xp, where = namespace(call.x), device(call.x, call.library)
         zeros = xp.zeros(shape, dtype=call.x.dtype, device=where)
         v_leak = call.p.v_leak
-        voltage = xp.full(shape, v_leak, dtype=call.x.dtype, device=where) if isinstance(v_leak, float) else zeros + v_leak
+        voltage = (
+            xp.full(shape, v_leak, dtype=call.x.dtype, device=where) if isinstance(v_leak, float) else zeros + v_leak
+        )
         return LIState(voltage, zeros)
     v, i = state
     if type(state) is LIState and v.shape == shape and i.shape == shape:

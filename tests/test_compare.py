@@ -30,7 +30,10 @@ def with_sloppy(fresh_registry, monkeypatch):
 def test_builtin_backends_agree_with_the_reference(fresh_registry):
     rows = compare(["numpy", "array_api"], ["float32", "float64"], steps=300)
     assert [(r.backend, r.dtype) for r in rows] == [
-        ("numpy", "float32"), ("numpy", "float64"), ("array_api", "float32"), ("array_api", "float64")
+        ("numpy", "float32"),
+        ("numpy", "float64"),
+        ("array_api", "float32"),
+        ("array_api", "float64"),
     ]
     assert all(r.ok and r.skipped is None for r in rows)
     numpy64 = rows[1]

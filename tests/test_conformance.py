@@ -4,7 +4,7 @@ backends run it through ``li check NAME``."""
 
 from li_core.backend import DISTRIBUTION
 from li_core.registry import registry
-from li_core.testing.conformance import *  # noqa: F401,F403  (collects the suite's tests here)
+from li_core.testing.conformance import *  # noqa: F403  (collects the suite's tests here)
 from li_core.testing.conformance import parametrize_targets
 
 

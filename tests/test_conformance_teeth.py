@@ -136,7 +136,7 @@ def test_unraised_errors_are_caught(capsys, monkeypatch):
 
         shape = tuple(x.shape)[1:] if time_axis and x.ndim else tuple(x.shape)
         if weights is not None and hasattr(weights, "shape") and len(weights.shape) == 2:
-            shape = shape[:-1] + (weights.shape[0],)
+            shape = (*shape[:-1], weights.shape[0])
         return Call(x, state, weights, p, dt, argument, library_name(x) or "numpy", dtype_name(x.dtype), shape)
 
     monkeypatch.setattr(li_core.api, "check_call", unchecked)

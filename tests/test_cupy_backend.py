@@ -26,7 +26,7 @@ from li_core.testing.tolerances import assert_matches
 def cupy_import_error() -> str | None:
     try:
         importlib.import_module("cupy")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the error is the reported reason
         return f"{type(exc).__name__}: {exc}"
     return None
 

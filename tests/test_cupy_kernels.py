@@ -91,7 +91,7 @@ def nvrtc_program():
         from cupy_backends.cuda.libs import nvrtc
 
         nvrtc.getVersion()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the error is the skip reason
         pytest.skip(f"NVRTC is not loadable ({type(exc).__name__}: {exc}); pip install nvidia-cuda-nvrtc-cu12")
     return cupy.cuda.compiler._NVRTCProgram, cupy._core.core.assemble_cupy_compiler_options(cupy_backend.OPTIONS)
 

@@ -18,7 +18,11 @@ def test_jax_backend_is_registered_from_its_own_distribution():
 
 def test_li_check_passes_for_the_jax_example():
     done = subprocess.run(
-        [sys.executable, "-m", "li_core", "check", "jax", "-q"], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "li_core", "check", "jax", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "failed" not in done.stdout

@@ -2,7 +2,6 @@
 and parameters, and the algebra of the scan (hypothesis)."""
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,13 +13,17 @@ rates = st.floats(0.0, 1.0)  # dt * tau_inv, including the edge cases b = 0 and 
 
 
 @settings(max_examples=60, deadline=None)
-@given(shape=shapes, steps=st.integers(0, 30), syn=rates, mem=rates, per_neuron=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    shape=shapes, steps=st.integers(0, 30), syn=rates, mem=rates, per_neuron=st.booleans(), seed=st.integers(0, 2**16)
+)
 def test_scan_equals_loop_of_steps_and_reference(shape, steps, syn, mem, per_neuron, seed):
     rng = np.random.default_rng(seed)
     xs = rng.normal(size=(steps, *shape))
     state = LIState(rng.normal(size=shape), rng.normal(size=shape))
     if per_neuron and shape:
-        p = LIParameters(rng.uniform(0, 1000, shape[-1:]), rng.uniform(0, 1000, shape[-1:]), rng.normal(size=shape[-1:]))
+        p = LIParameters(
+            rng.uniform(0, 1000, shape[-1:]), rng.uniform(0, 1000, shape[-1:]), rng.normal(size=shape[-1:])
+        )
     else:
         p = LIParameters(syn / 1e-3, mem / 1e-3, float(rng.normal()))
     vs, final = li_scan(xs, state, p=p, backend="numpy")
@@ -41,7 +44,9 @@ def test_float16_is_computed_in_float32():
     xs = np.random.default_rng(0).normal(size=(2000, 8)).astype(np.float16)
     vs, state = li_scan(xs, backend="numpy")
     assert vs.dtype == state.v.dtype == state.i.dtype == np.float16
-    reference_vs, _ = reference.scan(xs.astype(np.float64), LIState(np.zeros(8), np.zeros(8)), None, LIParameters(), 1e-3)
+    reference_vs, _ = reference.scan(
+        xs.astype(np.float64), LIState(np.zeros(8), np.zeros(8)), None, LIParameters(), 1e-3
+    )
     assert_matches(vs, reference_vs, "float16", "float16 scan")
 
 
@@ -56,9 +61,11 @@ def test_scan_does_not_allocate_per_step(monkeypatch):
         def __getattr__(self, name):
             attr = getattr(real_np, name)
             if name in ("empty", "array", "zeros", "empty_like", "copy"):
+
                 def counted(*args, **kwargs):
                     created.append(name)
                     return attr(*args, **kwargs)
+
                 return counted
             return attr
 

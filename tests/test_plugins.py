@@ -28,14 +28,14 @@ PLUGINS = {
         def li_register_backends():
             return [Doubling()]
     ''',
-    "raising_li_plugin": '''
+    "raising_li_plugin": """
         import li_core
 
         @li_core.hookimpl
         def li_register_backends():
             raise RuntimeError("boom in the hook")
-    ''',
-    "duplicate_li_plugin": '''
+    """,
+    "duplicate_li_plugin": """
         import li_core
         from li_backends.numpy import NumPyBackend
 
@@ -45,7 +45,7 @@ PLUGINS = {
         @li_core.hookimpl
         def li_register_backends():
             return [Impostor(), object()]
-    ''',
+    """,
 }
 
 ENTRY_POINTS = {
@@ -55,7 +55,7 @@ ENTRY_POINTS = {
     "missing-li-plugin": ("missing", "module_that_does_not_exist_xyz"),
 }
 
-PROBE = r'''
+PROBE = r"""
 import json, sys, warnings
 import numpy as np
 with warnings.catch_warnings(record=True) as caught:
@@ -71,7 +71,7 @@ if "good" in result["backends"]:
     result["good"] = li_core.li_scan(x, backend="good")[0].ravel().tolist()
 result["heavy_imported"] = [m for m in ("torch", "cupy", "jax") if m in sys.modules]
 print(json.dumps(result))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,9 @@ def site(tmp_path_factory):
 def probe(site, **env):
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **env}
     environment.pop("LI_BACKEND", None)
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=environment, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=environment, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -139,6 +141,8 @@ def test_registering_imports_no_heavy_library(site):
         "print([m for m in ('torch', 'cupy', 'jax') if m in sys.modules], names)\n"
     )
     env = {**os.environ, "LI_DISABLE_PLUGINS": "1"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[] ["), done.stdout

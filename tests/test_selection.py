@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 import li_core
-from li_core import BackendNotFoundError, BackendUnavailableError, li_feed_forward_step, li_scan, use_backend
 from li_backends.numpy import NumPyBackend
-from li_core.registry import registry
+from li_core import BackendNotFoundError, BackendUnavailableError, li_feed_forward_step, li_scan, use_backend
 
 
 class Recording(NumPyBackend):
@@ -33,7 +32,11 @@ class Recording(NumPyBackend):
 @pytest.fixture
 def extra_backends(fresh_registry, monkeypatch):
     """Two extra numpy-handling backends: 'high' (priority 50) and 'broken' (unavailable)."""
-    high, broken, low = Recording("high", 50), Recording("broken", 99, "ImportError: no module named 'x'"), Recording("low", 1)
+    high, broken, low = (
+        Recording("high", 50),
+        Recording("broken", 99, "ImportError: no module named 'x'"),
+        Recording("low", 1),
+    )
     backends = dict(fresh_registry.backends)
     for b in (high, broken, low):
         backends[b.name] = backends["numpy"]._replace(backend=b, provider=f"test {b.name}")
@@ -66,7 +69,7 @@ def test_array_api_libraries_fall_back_to_the_reference(fresh_registry, caplog):
 
 
 def test_explicit_backend_wins_over_context_and_environment(extra_backends, monkeypatch):
-    high, broken, low = extra_backends
+    high, _broken, low = extra_backends
     monkeypatch.setenv("LI_BACKEND", "high")
     with use_backend("high"):
         li_scan(X, backend="low")
@@ -76,7 +79,7 @@ def test_explicit_backend_wins_over_context_and_environment(extra_backends, monk
 
 
 def test_context_wins_over_environment_and_is_restored(extra_backends, monkeypatch):
-    high, broken, low = extra_backends
+    high, _broken, low = extra_backends
     monkeypatch.setenv("LI_BACKEND", "high")
     with use_backend("low") as chosen:
         assert chosen is low
@@ -86,7 +89,7 @@ def test_context_wins_over_environment_and_is_restored(extra_backends, monkeypat
 
 
 def test_context_is_local_to_its_thread(extra_backends):
-    high, broken, low = extra_backends
+    high, _broken, low = extra_backends
     seen = []
     with use_backend("low"):
         thread = threading.Thread(target=lambda: seen.append(li_feed_forward_step(X, None)))
@@ -96,7 +99,7 @@ def test_context_is_local_to_its_thread(extra_backends):
 
 
 def test_environment_takes_the_first_available_backend_that_handles_the_arrays(extra_backends, monkeypatch, caplog):
-    high, broken, low = extra_backends
+    _high, _broken, low = extra_backends
     monkeypatch.setenv("LI_BACKEND", "broken, array_api ,low")
     import array_api_strict as xp
 
@@ -123,9 +126,8 @@ def test_explicit_unknown_backend_lists_registered_names(fresh_registry):
     with pytest.raises(BackendNotFoundError, match=r"'nope'; registered backends: array_api, .*numpy") as info:
         li_scan(X, backend="nope")
     assert isinstance(info.value, LookupError)
-    with pytest.raises(BackendNotFoundError):
-        with use_backend("nope"):
-            pass
+    with pytest.raises(BackendNotFoundError), use_backend("nope"):
+        pass
 
 
 def test_explicit_unavailable_backend_never_falls_back(extra_backends):

@@ -246,7 +246,7 @@ def test_state_none_starts_at_leak_with_zero_current(algorithm):
     rest = LIState(p.v_leak.expand(2, 5), torch.zeros(2, 5, dtype=F64))
     for a, b in zip(li_scan(xs, None, p=p, backend="torch"), li_scan(xs, rest, p=p, backend="torch")):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    v, state = li_feed_forward_step(xs[0], None, p, backend="torch")
+    v, _state = li_feed_forward_step(xs[0], None, p, backend="torch")
     torch.testing.assert_close(v, li_feed_forward_step(xs[0], rest, p, backend="torch")[0], rtol=0, atol=0)
 
 
@@ -341,7 +341,7 @@ def gradcheck_arguments(steps=6, per_neuron=True, seed=0):
         torch.randn(batch, n, generator=gen, dtype=F64),
         torch.randn(batch, n, generator=gen, dtype=F64),
         100 + 300 * torch.rand(size, generator=gen, dtype=F64),
-        50 + 150 * torch.rand((1,) + size, generator=gen, dtype=F64),
+        50 + 150 * torch.rand((1, *size), generator=gen, dtype=F64),
         torch.randn(size, generator=gen, dtype=F64),
     ]
     return [a.requires_grad_() for a in arguments]
@@ -551,7 +551,7 @@ def test_cuda_scan_and_step_match_reference(dtype, per_neuron, algorithm):
     expected_vs, expected = reference_scan(xs, state, p=p)
     assert_matches(numpy64(vs), expected_vs, dtype, f"cuda {dtype} voltages")
     assert_matches(numpy64(final.i), expected.i, dtype, f"cuda {dtype} final i")
-    v, step_state = li_feed_forward_step(xs[0], state, p, backend="torch")
+    v, _step_state = li_feed_forward_step(xs[0], state, p, backend="torch")
     on_host = LIState(*map(numpy64, state)), LIParameters(*map(numpy64, p))
     expected_v, _ = reference.feed_forward_step(numpy64(xs[0]), *on_host, DT)
     assert v.device.type == "cuda"

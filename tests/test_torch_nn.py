@@ -37,7 +37,7 @@ def test_sequence_module_equals_a_loop_of_cells_and_carries_state():
         v, cell_state = cell(x, cell_state)
         torch.testing.assert_close(torch.cat([vs, more])[t], v)
     torch.testing.assert_close(state.i, cell_state.i)
-    recorded_vs, recorded = LI(record_states=True)(xs)
+    _recorded_vs, recorded = LI(record_states=True)(xs)
     assert recorded.v.shape == recorded.i.shape == xs.shape
     torch.testing.assert_close(recorded.i[-1], cell_state.i)
 

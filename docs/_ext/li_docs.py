@@ -27,13 +27,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-
 
 #: the running builder's name, recorded at builder-inited
 _builder: dict[str, str | None] = {"name": None}
@@ -152,7 +151,7 @@ class BenchResults(SphinxDirective):
 
     optional_arguments = 1
     has_content = False
-    option_spec = {"no-chart": directives.flag}
+    option_spec: ClassVar[dict] = {"no-chart": directives.flag}
 
     def run(self) -> list[nodes.Node]:
         from li_core import bench
@@ -195,7 +194,7 @@ class CompareTable(SphinxDirective):
     and declared dtype against the float64 reference."""
 
     has_content = False
-    option_spec = {"steps": directives.positive_int}
+    option_spec: ClassVar[dict] = {"steps": directives.positive_int}
 
     def run(self) -> list[nodes.Node]:
         from li_core.testing.compare import compare
@@ -209,8 +208,18 @@ class CompareTable(SphinxDirective):
                 rows.append([r.backend, r.dtype, r.device, "", "", RTOL.get(r.dtype, ""), "", f"skipped: {r.skipped}"])
             else:
                 verdict = "ok" if r.ok else "OUTSIDE TOLERANCE"
-                rows.append([r.backend, r.dtype, r.device, f"{r.max_abs:.3e}", f"{r.max_rel:.3e}", f"{RTOL[r.dtype]:g}",
-                             f"{r.ratio:.3f}", verdict])
+                rows.append(
+                    [
+                        r.backend,
+                        r.dtype,
+                        r.device,
+                        f"{r.max_abs:.3e}",
+                        f"{r.max_rel:.3e}",
+                        f"{RTOL[r.dtype]:g}",
+                        f"{r.ratio:.3f}",
+                        verdict,
+                    ]
+                )
         headers = ["backend", "dtype", "device", "max abs error", "max rel error", "rtol", "error / tol", "result"]
         return [_table(headers, rows)]
 

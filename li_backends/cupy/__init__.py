@@ -125,11 +125,11 @@ class CuPyBackend(li_core.Backend):
         runtime's own words) where CuPy finds none."""
         try:
             cupy = importlib.import_module("cupy")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the error is the reported reason
             return f"{type(exc).__name__}: {exc}"
         try:
             count = cupy.cuda.runtime.getDeviceCount()
-        except Exception as exc:  # no driver, or a driver too old for CuPy's runtime
+        except Exception as exc:  # noqa: BLE001 - no driver, or a driver too old for CuPy's runtime
             return f"no CUDA device ({type(exc).__name__}: {exc})"
         if count == 0:
             return "no CUDA device (cupy.cuda.runtime.getDeviceCount() is 0)"

@@ -41,7 +41,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         "error against the float64 reference per backend and dtype; exit 1 if any is outside tolerance."
     )
     parser.add_argument("--backends", action="append", default=[], help="comma-separated backend names (default: all)")
-    parser.add_argument("--dtype", action="append", default=[], choices=FLOATING, help="dtype (repeatable; default: declared)")
+    parser.add_argument(
+        "--dtype", action="append", default=[], choices=FLOATING, help="dtype (repeatable; default: declared)"
+    )
     parser.add_argument("--steps", type=int, default=1000, help="time steps of the weighted scan (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
 

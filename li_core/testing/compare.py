@@ -36,7 +36,9 @@ class Comparison(NamedTuple):
 def _compare_one(target: Target, steps: int, seed: int) -> Comparison:
     case = random_case(steps, (4,), 48, inputs=32, seed=seed)
     given, rounded = target.case(case), target.rounded(case)
-    vs, states = li_scan(given.xs, given.state, given.weights, given.p, case.dt, backend=target.backend, record_states=True)
+    vs, states = li_scan(
+        given.xs, given.state, given.weights, given.p, case.dt, backend=target.backend, record_states=True
+    )
     expected, expected_states = reference.scan(rounded.xs, rounded.state, rounded.weights, rounded.p, case.dt, True)
     max_abs = max_rel = ratio = 0.0
     for got, want in ((target.numpy(vs), expected), (target.numpy(states.i), expected_states.i)):
@@ -61,7 +63,9 @@ def compare(
     rows = []
     for target, skip in targets_for(list(backends or registry.backends), list(dtypes) if dtypes else None, None):
         if skip:
-            rows.append(Comparison(target.backend.name, target.dtype, str(target.device), np.nan, np.nan, np.nan, True, skip))
+            rows.append(
+                Comparison(target.backend.name, target.dtype, str(target.device), np.nan, np.nan, np.nan, True, skip)
+            )
         else:
             rows.append(_compare_one(target, steps, seed))
     return rows
@@ -73,7 +77,9 @@ def format_table(rows: Sequence[Comparison]) -> str:
     lines = [header, "-" * len(header)]
     for r in rows:
         if r.skipped:
-            lines.append(f"{r.backend:<12} {r.dtype:<9} {r.device:<7} {'':>12} {'':>12} {'':>7} {'':>8}  skipped: {r.skipped}")
+            lines.append(
+                f"{r.backend:<12} {r.dtype:<9} {r.device:<7} {'':>12} {'':>12} {'':>7} {'':>8}  skipped: {r.skipped}"
+            )
         else:
             verdict = "ok" if r.ok else "OUTSIDE TOLERANCE"
             lines.append(

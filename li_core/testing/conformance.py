@@ -186,7 +186,9 @@ def test_record_states(target: Target) -> None:
     assert_matches(target.numpy(states.i), expected.i, target.dtype, "record_states: i sequence")
     assert_matches(target.numpy(states.v[-1, ...]), target.numpy(final.v), target.dtype, "record_states: last v row")
     assert_matches(target.numpy(states.i[-1, ...]), target.numpy(final.i), target.dtype, "record_states: last i row")
-    np.testing.assert_array_equal(target.numpy(states.v), target.numpy(vs), err_msg="record_states: v differs from output")
+    np.testing.assert_array_equal(
+        target.numpy(states.v), target.numpy(vs), err_msg="record_states: v differs from output"
+    )
 
 
 def test_state_none_is_leak_and_zero_current(target: Target) -> None:
@@ -217,7 +219,9 @@ def test_zero_steps_return_initial_state(target: Target) -> None:
     vs, states = run_scan(target, case, record_states=True)
     assert tuple(states.v.shape) == tuple(states.i.shape) == (0, 2, 5), "T=0 record_states shapes"
     _, fresh = run_scan(target, case._replace(state=None))
-    assert_matches(target.numpy(fresh.v), np.broadcast_to(target.numpy(case.p.v_leak), (2, 5)), target.dtype, "T=0 None: v")
+    assert_matches(
+        target.numpy(fresh.v), np.broadcast_to(target.numpy(case.p.v_leak), (2, 5)), target.dtype, "T=0 None: v"
+    )
 
 
 def test_parameters_and_state_broadcast(target: Target) -> None:
@@ -226,7 +230,9 @@ def test_parameters_and_state_broadcast(target: Target) -> None:
     variants = {
         "scalar parameters": base._replace(p=LIParameters(150.0, 90.0, -0.5)),
         "per-neuron [N]": base,
-        "per-row [2, 1]": base._replace(p=LIParameters(rng.uniform(50, 400, (2, 1)), rng.uniform(50, 400, (2, 1)), 0.1)),
+        "per-row [2, 1]": base._replace(
+            p=LIParameters(rng.uniform(50, 400, (2, 1)), rng.uniform(50, 400, (2, 1)), 0.1)
+        ),
         "full [3, 2, N]": base._replace(p=LIParameters(*(rng.uniform(50, 400, (3, 2, 4)) for _ in range(3)))),
         "state [N]": base._replace(state=LIState(rng.normal(size=4), rng.normal(size=4))),
         "mixed float and array": base._replace(p=base.p._replace(tau_syn_inv=300.0)),
@@ -353,29 +359,66 @@ def _bad_calls(target: Target, case: Case):
     wrong_state = LIState(target.array(np.zeros((2, 5))), st.i)
     yield "list input", TypeError, ["inputs"], lambda: li_scan([[1.0]], backend=b)
     yield "integer input", TypeError, ["inputs", "int32"], lambda: li_scan(integers, backend=b)
-    yield "mixed dtypes", TypeError, ["state.v", other_dtype], lambda: li_scan(
-        xs, LIState(other.array(np.zeros((2, 4))), st.i), w, p, dt, backend=b
+    yield (
+        "mixed dtypes",
+        TypeError,
+        ["state.v", other_dtype],
+        lambda: li_scan(xs, LIState(other.array(np.zeros((2, 4))), st.i), w, p, dt, backend=b),
     )
-    yield "mixed libraries", TypeError, ["state.i"], lambda: li_scan(xs, LIState(st.v, _foreign(target, (2, 4))), w, p, dt, backend=b)
+    yield (
+        "mixed libraries",
+        TypeError,
+        ["state.i"],
+        lambda: li_scan(xs, LIState(st.v, _foreign(target, (2, 4))), w, p, dt, backend=b),
+    )
     yield "state shape", ValueError, ["state.v", "(2, 5)"], lambda: li_scan(xs, wrong_state, w, p, dt, backend=b)
-    yield "weights shape", ValueError, ["input_weights", "(4, 2)"], lambda: li_scan(
-        xs, None, target.array(np.ones((4, 2))), p, dt, backend=b
+    yield (
+        "weights shape",
+        ValueError,
+        ["input_weights", "(4, 2)"],
+        lambda: li_scan(xs, None, target.array(np.ones((4, 2))), p, dt, backend=b),
     )
-    yield "weights not 2-d", ValueError, ["input_weights"], lambda: li_scan(xs, None, target.array(np.ones(3)), p, dt, backend=b)
+    yield (
+        "weights not 2-d",
+        ValueError,
+        ["input_weights"],
+        lambda: li_scan(xs, None, target.array(np.ones(3)), p, dt, backend=b),
+    )
     yield "step without weights", TypeError, ["input_weights"], lambda: li_step(xs[0, ...], None, None, backend=b)
-    yield "parameter shape", ValueError, ["p.tau_mem_inv", "(3,)"], lambda: li_scan(
-        xs, None, w, p._replace(tau_mem_inv=target.array(np.ones(3) * 100)), dt, backend=b
+    yield (
+        "parameter shape",
+        ValueError,
+        ["p.tau_mem_inv", "(3,)"],
+        lambda: li_scan(xs, None, w, p._replace(tau_mem_inv=target.array(np.ones(3) * 100)), dt, backend=b),
     )
     yield "no time axis", ValueError, ["inputs"], lambda: li_scan(target.array(np.ones(())), backend=b)
     yield "dt zero", ValueError, ["dt", "0.0"], lambda: li_scan(xs, None, w, p, 0.0, backend=b)
     yield "dt nan", ValueError, ["dt", "nan"], lambda: li_scan(xs, None, w, p, float("nan"), backend=b)
-    yield "dt negative", ValueError, ["dt", "-0.001"], lambda: li_feed_forward_step(xs[0, :, :], None, dt=-0.001, backend=b)
-    yield "parameter inf", ValueError, ["p.v_leak", "inf"], lambda: li_scan(
-        xs, None, w, LIParameters(v_leak=float("inf")), dt, backend=b
+    yield (
+        "dt negative",
+        ValueError,
+        ["dt", "-0.001"],
+        lambda: li_feed_forward_step(xs[0, :, :], None, dt=-0.001, backend=b),
     )
-    yield "unknown backend", BackendNotFoundError, ["no-such-backend", "numpy"], lambda: li_scan(xs, backend="no-such-backend")
+    yield (
+        "parameter inf",
+        ValueError,
+        ["p.v_leak", "inf"],
+        lambda: li_scan(xs, None, w, LIParameters(v_leak=float("inf")), dt, backend=b),
+    )
+    yield (
+        "unknown backend",
+        BackendNotFoundError,
+        ["no-such-backend", "numpy"],
+        lambda: li_scan(xs, backend="no-such-backend"),
+    )
     if not b.handles(_foreign(target, (6, 4))):
-        yield "backend does not handle the arrays", TypeError, [b.name], lambda: li_scan(_foreign(target, (6, 4)), backend=b)
+        yield (
+            "backend does not handle the arrays",
+            TypeError,
+            [b.name],
+            lambda: li_scan(_foreign(target, (6, 4)), backend=b),
+        )
 
 
 def _foreign(target: Target, shape: tuple[int, ...]):
@@ -399,7 +442,7 @@ def test_bad_input_raises_before_any_work(target: Target) -> None:
             missing = [word for word in words if word not in str(exc)]
             if missing:
                 failures.append(f"{what}: message {str(exc)!r} does not mention {missing}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any other exception is the reported failure
             failures.append(f"{what}: raised {type(exc).__name__} ({exc}), expected {kind.__name__}")
         else:
             failures.append(f"{what}: no error, expected {kind.__name__}")

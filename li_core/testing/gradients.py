@@ -24,4 +24,5 @@ def _jax_gradients(f: Callable, arguments: Sequence[Any]) -> tuple:
 
 def gradient_api(x: Any) -> Callable | None:
     """``gradients(f, arguments)`` for ``x``'s library, or None when unknown."""
-    return {"torch": _torch_gradients, "jax": _jax_gradients}.get(library_name(x))
+    recipes: dict[str | None, Callable] = {"torch": _torch_gradients, "jax": _jax_gradients}
+    return recipes.get(library_name(x))

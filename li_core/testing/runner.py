@@ -24,8 +24,16 @@ def run_conformance(
     from .pytest_plugin import BackendObjects
 
     objects = [resolve(b) for b in backends]  # unknown names fail here, before any test
-    args = ["--pyargs", "li_core.testing.conformance", "-p", "no:cacheprovider", "-rfEs",
-            "-W", "ignore::pytest.PytestAssertRewriteWarning", *pytest_args]
+    args = [
+        "--pyargs",
+        "li_core.testing.conformance",
+        "-p",
+        "no:cacheprovider",
+        "-rfEs",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        *pytest_args,
+    ]
     for dtype in dtypes:
         args += ["--li-dtype", dtype]
     for device in devices:

@@ -66,7 +66,7 @@ def device_usable(backend: Backend, device: Any) -> str | None:
     """None when the backend can put an array on ``device``, else why not."""
     try:
         backend.asarray(np.zeros(1, dtype=np.float32), device=device)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the error is the reported reason
         return f"device {device!r} is not usable here: {type(exc).__name__}: {exc}"
     return None
 
@@ -79,7 +79,9 @@ def targets_for(backends: list[Backend | str], dtypes: list[str] | None, devices
         reason = registry.availability(backend) if isinstance(choice, str) else backend.availability()
         for device in devices or backend.devices:
             why = reason or (
-                f"backend {backend.name!r} does not declare device {device!r}" if device not in backend.devices else None
+                f"backend {backend.name!r} does not declare device {device!r}"
+                if device not in backend.devices
+                else None
             )
             if why is None:
                 why = device_usable(backend, device)
@@ -89,4 +91,3 @@ def targets_for(backends: list[Backend | str], dtypes: list[str] | None, devices
                 )
                 out.append((Target(backend, dtype, device), skip))
     return out
-

@@ -10,7 +10,7 @@ x64 mode: the backend switches it on when it first runs (and says so in
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import li_core
@@ -18,7 +18,7 @@ from li_core import LIParameters, LIState
 from li_core.reference import scan_coefficients
 
 
-@lru_cache(maxsize=None)
+@cache
 def _kernels() -> tuple[Any, Any, Any]:
     """The jitted step and scan, and ``jax.numpy``, built once (this is where
     jax is imported and x64 mode switched on)."""
@@ -65,7 +65,7 @@ class JaxBackend(li_core.Backend):
         """Importing JAX (and switching on x64 mode for float64)."""
         try:
             _kernels()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the import error is the reported reason
             return f"{type(exc).__name__}: {exc}"
         return None
 
@@ -93,7 +93,9 @@ class JaxBackend(li_core.Backend):
         step, _, _ = _kernels()
         return step(x, state.v, state.i, *scan_coefficients(p, dt), p.v_leak)
 
-    def scan(self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool) -> tuple[Any, LIState]:
+    def scan(
+        self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
+    ) -> tuple[Any, LIState]:
         _, scan, jnp = _kernels()
         if w is not None:
             xs = jnp.matmul(xs, w.T)  # all T steps in one matmul
