@@ -16,6 +16,16 @@ from .arrays import HALF, dtype_name, namespace
 from .types import LIParameters, LIState
 
 
+def rates(p: LIParameters, dt: float) -> tuple[Any, Any]:
+    """``(a, d) = (dt*tau_mem_inv, dt*tau_syn_inv)``: the fractions of the way
+    to its target that ``v`` and ``j`` decay in one step. The increment forms
+    ``v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t)`` and ``i_t = j_t - d*j_t``
+    use them as they are; the decays ``c = 1 - a`` and ``b = 1 - d`` are
+    rounded near 1 in float32 and must not drive a float32 recurrence.
+    Floats stay floats; arrays stay arrays."""
+    return dt * p.tau_mem_inv, dt * p.tau_syn_inv
+
+
 def scan_coefficients(p: LIParameters, dt: float) -> tuple[Any, Any, Any]:
     """``(a, b, c)`` of the scan's two linear recurrences:
     ``a = dt*tau_mem_inv``, ``b = 1 - dt*tau_syn_inv``, ``c = 1 - a``, so that
