@@ -16,7 +16,7 @@ Yardsticks on the same tensor: ``x.clone()``; the seed's one-step-at-a-time
 loop (the SPEC step written in torch ops, differentiated by autograd for
 training); Norse 1.1's ``LI`` module when norse is installed. For the small
 workloads both scan algorithms are also timed on their own (``loop`` and
-``block``, forced through ``BLOCK_MAX_NEURONS``).
+``block``, forced through ``li_backends.torch.blocks.MAX_NEURONS``).
 
 The fast candidates of a workload (``x.clone()`` and ``li_scan``) are timed
 in interleaved rounds after a warm-up, so a noisy neighbour slows them alike.
@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import torch
 
-import li_backends.torch as torch_backend
+from li_backends.torch import blocks
 from li_core import LIParameters, li_scan
 
 P = LIParameters()
@@ -106,11 +106,11 @@ def forced(algorithm: str, fn: Callable) -> Callable:
     limit = {"loop": 0, "block": 1 << 62}[algorithm]
 
     def run(x):
-        saved, torch_backend.BLOCK_MAX_NEURONS = torch_backend.BLOCK_MAX_NEURONS, limit
+        saved, blocks.MAX_NEURONS = blocks.MAX_NEURONS, limit
         try:
             return fn(x)
         finally:
-            torch_backend.BLOCK_MAX_NEURONS = saved
+            blocks.MAX_NEURONS = saved
 
     return run
 

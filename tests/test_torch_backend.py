@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import li_backends.torch as torch_backend  # noqa: E402
+from li_backends.torch import blocks, loop  # noqa: E402
 from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402
 from li_core.testing import assert_matches  # noqa: E402
 
@@ -65,18 +66,19 @@ def algorithm(request, monkeypatch):
     """Forces one scan algorithm and records which kernels ran; the loop runs
     on pieces of at most 4 neurons and the block path on segments of at most
     500 steps, so that cutting the neurons and the time axis is tested."""
-    monkeypatch.setattr(torch_backend, "BLOCK_MAX_NEURONS", 0 if request.param == "loop" else 1 << 62)
-    monkeypatch.setattr(torch_backend, "LOOP_CHUNK", 4)
-    monkeypatch.setattr(torch_backend, "BLOCK_MAX_STEPS", 500)
+    monkeypatch.setattr(blocks, "MAX_NEURONS", 0 if request.param == "loop" else 1 << 62)
+    monkeypatch.setattr(loop, "CHUNK", 4)
+    monkeypatch.setattr(blocks, "MAX_STEPS", 500)
     ran = set()
-    for kernel, path in (("_loop_forward", "loop"), ("_loop_backward", "loop"), ("_block_scan", "block")):
-        real = getattr(torch_backend, kernel)
+    for module, path in ((loop, "loop"), (blocks, "block")):
+        for kernel in ("forward", "backward"):
+            real = getattr(module, kernel)
 
-        def spy(*args, _real=real, _path=path):
-            ran.add(_path)
-            return _real(*args)
+            def spy(*args, _real=real, _path=path):
+                ran.add(_path)
+                return _real(*args)
 
-        monkeypatch.setattr(torch_backend, kernel, spy)
+            monkeypatch.setattr(module, kernel, spy)
     request.node.ran = ran
     return request.param
 
@@ -433,7 +435,7 @@ def test_backward_saves_only_what_it_needs():
 def test_loop_allocates_nothing_per_step(trained, monkeypatch):
     """Forward and backward allocate as many tensors for 10 steps as for 300:
     the loop writes into preallocated buffers."""
-    monkeypatch.setattr(torch_backend, "BLOCK_MAX_NEURONS", 0)
+    monkeypatch.setattr(blocks, "MAX_NEURONS", 0)
 
     def allocations(steps):
         xs = torch.randn(steps, 3, 4, requires_grad=True)
@@ -467,9 +469,9 @@ def test_block_path_for_scalar_parameters_only(monkeypatch):
     """The automatic choice: block for few neurons and scalar coefficients,
     loop otherwise (many neurons, per-neuron or trained parameters, recorded states)."""
     ran = []
-    for kernel, path in (("_loop_forward", "loop"), ("_block_scan", "block")):
-        real = getattr(torch_backend, kernel)
-        monkeypatch.setattr(torch_backend, kernel, lambda *a, _real=real, _path=path: ran.append(_path) or _real(*a))
+    for module, path in ((loop, "loop"), (blocks, "block")):
+        real = module.forward
+        monkeypatch.setattr(module, "forward", lambda *a, _real=real, _path=path: ran.append(_path) or _real(*a))
 
     def used(xs, **kwargs):
         ran.clear()
@@ -478,7 +480,7 @@ def test_block_path_for_scalar_parameters_only(monkeypatch):
 
     small = torch.randn(20, 8, 16)
     assert used(small) == "block"
-    assert used(torch.randn(20, torch_backend.BLOCK_MAX_NEURONS + 1)) == "loop"
+    assert used(torch.randn(20, blocks.MAX_NEURONS + 1)) == "loop"
     assert used(small, p=LIParameters(torch.full((16,), 150.0))) == "loop"
     assert used(small, record_states=True) == "loop"
     assert used(small, p=LIParameters(torch.tensor(150.0, requires_grad=True))) == "loop"
@@ -525,7 +527,7 @@ def test_fused_scan_compiles_without_graph_breaks():
 def test_pieces_run_on_worker_threads_without_autograd(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     ran = []
-    torch_backend._each(lambda k: ran.append((k, threading.get_ident(), torch.is_grad_enabled())), [[0], [1], [2]])
+    loop._each(lambda k: ran.append((k, threading.get_ident(), torch.is_grad_enabled())), [[0], [1], [2]])
     assert sorted(k for k, _, _ in ran) == [0, 1, 2]
     assert threading.get_ident() not in {thread for _, thread, _ in ran}
     assert not any(grad for _, _, grad in ran)
@@ -533,7 +535,7 @@ def test_pieces_run_on_worker_threads_without_autograd(monkeypatch):
 
 def test_block_length_covers_remainders():
     for steps in (1, 2, 3, 10, 97, 1000):
-        length = torch_backend._block_length(steps)
+        length = blocks._block_length(steps)
         assert 1 <= length <= steps
 
 

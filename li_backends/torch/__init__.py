@@ -1,0 +1,131 @@
+"""The ``torch`` backend: autograd-aware leaky integrators on PyTorch tensors.
+
+The steps are plain torch operations, so autograd flows through them. The scan
+is one fused operator with a hand-written adjoint (:mod:`.ops`), computed by
+one of two algorithms chosen by size: a time loop of in-place ops
+(:mod:`.loop`) or, for few neurons and scalar coefficients, the closed form
+over blocks of steps (:mod:`.blocks`). float16 and bfloat16 are computed in
+float32 and returned in their own dtype. Importing this package does not
+import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import li_core
+from li_core.reference import scan_coefficients
+from li_core.types import LIParameters, LIState
+
+
+def _torch() -> Any:
+    return sys.modules.get("torch") or importlib.import_module("torch")
+
+
+def _compute_dtype(torch: Any, dtype: Any) -> Any:
+    """float32 for the half types, else ``dtype``."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _as_compute(dtype: Any, p: LIParameters) -> LIParameters:
+    """Parameter tensors in the compute dtype (floats stay floats)."""
+    return LIParameters(*(v if isinstance(v, float) else v.to(dtype) for v in p))
+
+
+_ops_registered = False
+
+
+def _register_ops() -> None:
+    global _ops_registered
+    importlib.import_module(__name__ + ".ops")
+    _ops_registered = True
+
+
+def _scan_op() -> Any:
+    """``torch.ops.li_neurons.scan``, registered on first use (outside of
+    ``torch.compile``'s tracing)."""
+    torch = _torch()
+    if not _ops_registered:
+        torch.compiler.disable(_register_ops)()
+    return torch.ops.li_neurons.scan
+
+
+class TorchBackend(li_core.Backend):
+    """Leaky integrators on torch tensors: any device, autograd everywhere."""
+
+    name = "torch"
+    library = "torch"
+    priority = 20
+    extra = "torch"
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+    devices = ("cpu", "cuda")
+    autograd = True
+
+    def handles(self, x: Any) -> bool:
+        torch = sys.modules.get("torch")
+        return torch is not None and isinstance(x, torch.Tensor)
+
+    def asarray(self, array: Any, device: Any = None) -> Any:
+        return _torch().tensor(array, device=device or "cpu")
+
+    def to_numpy(self, x: Any) -> Any:
+        """Half types come back as float32 (NumPy has no bfloat16)."""
+        torch = _torch()
+        return x.detach().to(_compute_dtype(torch, x.dtype)).cpu().numpy()
+
+    def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
+        return self._euler(x, state, p, dt, x.dtype)
+
+    def step(self, x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[Any, LIState]:
+        return self._euler(self.project(x, w), state, p, dt, x.dtype)
+
+    def project(self, x: Any, w: Any) -> Any:
+        """``x @ w.T``; half types are multiplied in float32 (and stay there:
+        the step and the scan cast their results back)."""
+        torch = _torch()
+        compute = _compute_dtype(torch, x.dtype)
+        return torch.nn.functional.linear(x.to(compute), w.to(compute))
+
+    @staticmethod
+    def _euler(x: Any, state: LIState, p: LIParameters, dt: float, dtype: Any) -> tuple[Any, LIState]:
+        """``j = i + x``, ``v' = lerp(v, j + v_leak, a)``, ``i' = b*j`` in the
+        compute dtype of ``dtype``; returns fresh ``dtype`` tensors."""
+        torch = _torch()
+        compute = _compute_dtype(torch, dtype)
+        x, v, i = (t.to(compute) for t in (x, *state))
+        p = _as_compute(compute, p)
+        a, b, _ = scan_coefficients(p, dt)
+        j = i + x
+        v_new = torch.lerp(v, j if isinstance(p.v_leak, float) and p.v_leak == 0.0 else j + p.v_leak, a)
+        return v_new.to(dtype), LIState(v_new.to(dtype, copy=True), (j * b).to(dtype))
+
+    def scan(
+        self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
+    ) -> tuple[Any, LIState]:
+        """The fused ``li_neurons::scan`` op on the projected inputs (empty
+        ``T`` returns copies of the state)."""
+        torch = _torch()
+        dtype = xs.dtype
+        compute = _compute_dtype(torch, dtype)
+        xs = xs.to(compute) if w is None else self.project(xs, w)
+        if xs.shape[0] == 0:
+            empty = xs.new_empty(xs.shape, dtype=dtype)
+            if record_states:
+                return empty, LIState(empty.clone(), empty.clone())
+            return empty, LIState(state.v.clone(), state.i.clone())
+        p = _as_compute(compute, p)
+        a, b, _ = scan_coefficients(p, dt)
+        coefficients = [t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=compute) for t in (a, b, p.v_leak)]
+        keep = torch.is_grad_enabled() and any(t.requires_grad for t in coefficients)
+        v0, i0 = (t.to(compute) for t in state)
+        voltages, currents, _ = _scan_op()(xs, v0, i0, *coefficients, record_states, keep)
+        if record_states:
+            return voltages.to(dtype), LIState(voltages.to(dtype, copy=True), currents.to(dtype))
+        return voltages.to(dtype), LIState(voltages[-1].to(dtype, copy=True), currents.to(dtype))
+
+
+@li_core.hookimpl
+def li_register_backends() -> list[li_core.Backend]:
+    return [TorchBackend()]

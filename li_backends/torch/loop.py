@@ -1,0 +1,187 @@
+"""The loop algorithm: a time loop of in-place ops on preallocated buffers,
+forward and adjoint, for any parameter shapes.
+
+On the CPU the neurons are cut into pieces small enough for each op to run on
+one thread, and the pieces run on worker threads of their own, so no op waits
+at a thread barrier. It is the only algorithm that computes parameter
+gradients; only then does the forward keep the ``j`` sequence (and the
+backward the voltages) for them. The recurrences are documented in
+:mod:`li_backends.torch.ops`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import math
+from typing import Any
+
+import torch
+
+#: on the CPU the loop runs on pieces of at most this many neurons, so that
+#: every per-step op stays within torch's parallel grain size (32768) and runs
+#: on one thread: a thread barrier per op stalls whenever another process holds
+#: a core. Pieces run on worker threads of their own (one per torch thread).
+CHUNK = 32768
+#: ... and the neurons are cut into one piece per torch thread as long as each
+#: piece keeps at least this many neurons
+MIN_PIECE = 16384
+
+
+def _scalar(t: Any) -> Any:
+    """A one-element coefficient as a Python float, else the tensor itself."""
+    return t.item() if t.numel() == 1 else t
+
+
+def _is_zero(t: Any) -> bool:
+    return t.numel() == 1 and t.item() == 0.0
+
+
+def _axpy(x: Any, alpha: Any, y: Any, out: Any) -> Any:
+    """``out = x + alpha*y`` for a float or tensor ``alpha``."""
+    if isinstance(alpha, float):
+        return torch.add(x, y, alpha=alpha, out=out)
+    return torch.addcmul(x, y, alpha, out=out)
+
+
+def _pieces(shape: tuple, limit: float) -> list[tuple]:
+    """Index tuples that cut an array of ``shape`` into views of at most
+    ``limit`` elements (whole rows of the trailing axes where possible)."""
+    if not shape or math.prod(shape) <= limit:
+        return [()]
+    inner = math.prod(shape[1:])
+    if inner <= limit:
+        count = math.ceil(shape[0] / (limit // inner))
+        rows = math.ceil(shape[0] / count)  # as even as possible
+        return [(slice(k, k + rows),) for k in range(0, shape[0], rows)]
+    return [(k, *rest) for k in range(shape[0]) for rest in _pieces(shape[1:], limit)]
+
+
+def _cut(shape: tuple, *tensors: Any) -> list[list]:
+    """Per piece (see :func:`_pieces`; one piece off the CPU), the pieces of
+    ``tensors``: time sequences ``[T, *shape]``, neuron arrays broadcasting to
+    ``shape``, or 0-d tensors and None (passed through)."""
+    limit = math.inf
+    if tensors[0].device.type == "cpu":
+        per_thread = math.ceil(math.prod(shape) / torch.get_num_threads())
+        limit = min(CHUNK, max(MIN_PIECE, per_thread))
+
+    def piece(t: Any, index: tuple) -> Any:
+        if t is None or t.dim() == 0:
+            return t
+        if t.dim() > len(shape):
+            every_step = (slice(None), *index)
+            return t[every_step]
+        return t.expand(shape)[index]
+
+    return [[piece(t, index) for t in tensors] for index in _pieces(tuple(shape), limit)]
+
+
+def _each(work: Any, pieces: list[list]) -> None:
+    """``work(*piece)`` for every piece, without autograd; several pieces run
+    on worker threads (as many as torch's intra-op threads). The pieces are
+    independent, so a thread never waits for another until the end."""
+
+    def run(piece: list) -> None:
+        with torch.no_grad():  # grad mode is per thread
+            work(*piece)
+
+    workers = min(len(pieces), torch.get_num_threads())
+    if workers <= 1:
+        for piece in pieces:
+            run(piece)
+        return
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, pieces))
+
+
+def forward(xs: Any, v0: Any, i0: Any, a: Any, b: Any, v_leak: Any, record: bool, keep: bool):
+    """The forward op's outputs, piece by piece of the neurons (see
+    :data:`CHUNK`): ``j`` lives in one buffer (or in the kept ``[T, ...]``
+    sequence), ``v_t = lerp(v_{t-1}, j_t + v_leak, a)`` is written straight
+    into the output."""
+    shape = xs.shape[1:]
+    voltages = xs.new_empty(xs.shape)
+    js = xs.new_empty(xs.shape) if keep else None
+    currents = xs.new_empty(xs.shape) if record else None
+    i_end = xs.new_empty(shape)
+    leak = None if _is_zero(v_leak) else v_leak
+    _each(_forward_piece, _cut(shape, xs, v0, i0, a, b, leak, voltages, js, currents, i_end))
+    return voltages, currents if record else i_end, xs.new_empty((0,)) if js is None else js
+
+
+def _forward_piece(x, v, i, a, b, leak, voltages, js, currents, i_end) -> None:
+    """Coefficients are tensors (multiplied as such: a Python scalar operand
+    would be wrapped in a new tensor at every step) and, where they are one
+    number, floats for ``alpha`` and ``lerp`` weights."""
+    weight, decay = _scalar(a), _scalar(b)
+    j: Any = x.new_empty(x.shape[1:]) if js is None else None
+    drive: Any = x.new_empty(x.shape[1:]) if leak is not None else None  # j_t + v_leak
+    for t, (x_t, v_t) in enumerate(zip(x.unbind(0), voltages.unbind(0))):
+        j_t = j if js is None else js[t]
+        if t == 0:
+            torch.add(i, x_t, out=j_t)
+        else:
+            _axpy(x_t, decay, j, out=j_t)  # i_{t-1} + x_t = b*j_{t-1} + x_t
+        torch.lerp(v, j_t if leak is None else torch.add(j_t, leak, out=drive), weight, out=v_t)
+        if currents is not None:
+            torch.mul(j_t, b, out=currents[t])
+        v, j = v_t, j_t
+    torch.mul(j, b, out=i_end)
+
+
+def backward(gv: Any, gi: Any, a: Any, b: Any, record: bool, need_v0: bool, saved: tuple | None):
+    """The adjoint recurrence in reverse time, piece by piece of the neurons;
+    ``saved`` is ``(v0, voltages, js, v_leak)`` when parameter gradients are
+    wanted. When neither they nor ``dL/dv_init`` are, it carries ``a*lam``
+    instead of ``lam`` (``a*lam_t = lerp(a*lam_{t+1}, gv_t, a)``,
+    ``mu_t = a*lam_t + b*kap_t``): two ops per step instead of three."""
+    shape = gv.shape[1:]
+    gx = gv.new_empty(gv.shape)
+    g_v0 = gv.new_zeros(shape)
+    v0 = voltages = js = v_leak = g_a = g_b = lam_sum = None
+    if saved is not None:
+        v0, voltages, js, v_leak = saved
+        g_a, g_b, lam_sum = (gv.new_zeros(shape) for _ in range(3))
+    scaled = saved is None and not need_v0
+    pieces = _cut(shape, gv, gi, a, b, gx, g_v0, v0, voltages, js, v_leak, g_a, g_b, lam_sum)
+    _each(functools.partial(_backward_piece, record, scaled), pieces)
+    grads = [gx, g_v0, gx[0].clone()]
+    if lam_sum is not None:
+        grads += [g_a, g_b, lam_sum * a]
+    return grads
+
+
+def _backward_piece(record, scaled, gv, gi, a, b, gx, g_v0, v0, voltages, js, leak, g_a, g_b, lam_sum) -> None:
+    """Coefficients as in :func:`_forward_piece`."""
+    weight, decay = _scalar(a), _scalar(b)
+    c = 1 - weight
+    lam = gv.new_zeros(gv.shape[1:])
+    kap = gv.new_empty(gv.shape[1:])
+    drive: Any = gv.new_empty(gv.shape[1:]) if js is not None else None
+    last = gv.shape[0] - 1
+    for t in range(last, -1, -1):
+        if scaled:
+            torch.lerp(lam, gv[t], weight, out=lam)
+        else:
+            _axpy(gv[t], c, lam, out=lam)  # lam_t = gv_t + c*lam_{t+1}
+        if t == last:
+            kap.copy_(gi[t] if record else gi)
+        elif record:
+            torch.add(gx[t + 1], gi[t], out=kap)
+        else:
+            kap = gx[t + 1]  # kap_t = mu_{t+1}
+        mu = gx[t]
+        if scaled:
+            _axpy(lam, decay, kap, out=mu)
+        else:
+            torch.mul(kap, b, out=mu)
+            _axpy(mu, weight, lam, out=mu)  # mu_t = a*lam_t + b*kap_t
+        if js is not None:
+            torch.sub(js[t], voltages[t - 1] if t else v0, out=drive)
+            drive.add_(leak)  # j_t + v_leak - v_{t-1}
+            g_a.addcmul_(lam, drive)
+            g_b.addcmul_(kap, js[t])
+            lam_sum.add_(lam)
+    if not scaled:
+        torch.mul(lam, c, out=g_v0)
