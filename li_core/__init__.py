@@ -7,7 +7,7 @@ supported library and run on the backend chosen for them (see
 
 from .api import li_feed_forward_step, li_scan, li_step
 from .backend import Backend
-from .errors import BackendNotFoundError, BackendUnavailableError, PluginWarning
+from .errors import BackendNotFoundError, BackendUnavailableError, PluginWarning, UnstableStepWarning
 from .hookspecs import hookimpl
 from .registry import BackendInfo, get_backend, list_backends
 from .selection import use_backend
@@ -23,6 +23,7 @@ __all__ = [
     "LIParameters",
     "LIState",
     "PluginWarning",
+    "UnstableStepWarning",
     "get_backend",
     "hookimpl",
     "li_feed_forward_step",

@@ -256,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        print("\nNew here? Start with `li demo`: one second of leaky integrators, summarised and plotted.")
+        return 0
     from .errors import BackendNotFoundError, BackendUnavailableError
 
     try:

@@ -14,3 +14,9 @@ class BackendUnavailableError(RuntimeError):
 class PluginWarning(UserWarning):
     """A backend plugin failed to load or to register, or two plugins claimed
     the same backend name. The other backends keep working."""
+
+
+class UnstableStepWarning(RuntimeWarning):
+    """``dt*tau_mem_inv`` or ``dt*tau_syn_inv`` exceeds 2: forward Euler then
+    overshoots by more than it decays, and the voltages grow without bound.
+    Shown once per call site (Python's default warning filter)."""

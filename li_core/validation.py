@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import warnings
 from typing import Any, NamedTuple
 
 from .arrays import FLOATING, describe, device, dtype_name, library_name, namespace
 from .backend import Backend
+from .errors import UnstableStepWarning
 from .types import LIParameters, LIState
 
 PARAMETER_FIELDS = LIParameters._fields
+#: forward Euler of a decay by the fraction ``dt*tau_inv`` per step is stable up to 2
+STABLE_FRACTION = 2.0
 
 
 class Call(NamedTuple):
@@ -72,6 +77,7 @@ class _Checker:
         self.dtype_name = dtype_name(x.dtype)
         if self.dtype_name not in FLOATING:
             raise TypeError(f"{argument} must have a floating dtype, got {describe(x)}")
+        _refuse_masked(argument, x, self.library)
         self.device = None if self.library == "numpy" else device(x, self.library)
 
     def same_kind(self, name: str, a: Any) -> None:
@@ -80,6 +86,7 @@ class _Checker:
         library = library_name(a)
         if library is None:
             raise TypeError(f"{name} must be an array of a supported array library, got {describe(a)}")
+        _refuse_masked(name, a, library)
         if library != self.library:
             raise TypeError(
                 f"{name} is {describe(a)} but {self.argument} is a {self.library} array; "
@@ -97,6 +104,46 @@ class _Checker:
             and None not in (where, self.device)
         ):
             raise ValueError(f"{name} is on device {where} but {self.argument} is on device {self.device}")
+
+
+def _refuse_masked(name: str, a: Any, library: str | None) -> None:
+    """A NumPy masked array would be scanned with its mask silently dropped."""
+    if library == "numpy" and isinstance(a, sys.modules["numpy"].ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy masked array: masks are not supported; "
+            f"fill the masked entries first, e.g. {name}.filled(0.0)"
+        )
+
+
+def _largest(value: Any) -> float | None:
+    """The largest entry of a parameter, or None where finding it would cost a
+    device synchronisation, a computation of a lazy array or a graph break."""
+    if isinstance(value, float):
+        return value
+    library = library_name(value)
+    if library == "torch":
+        torch = sys.modules["torch"]
+        if value.device.type != "cpu" or torch.compiler.is_compiling():
+            return None
+        return float(value.max()) if value.numel() else None
+    if library != "numpy" or value.size == 0:
+        return None
+    return float(value.max())
+
+
+def warn_if_unstable(p: LIParameters, dt: float) -> None:
+    """One :class:`UnstableStepWarning` per call site when ``dt*tau_mem_inv``
+    or ``dt*tau_syn_inv`` exceeds 2 (checked for Python floats and for NumPy
+    and CPU torch arrays)."""
+    for field in ("tau_mem_inv", "tau_syn_inv"):
+        largest = _largest(getattr(p, field))
+        if largest is not None and dt * largest > STABLE_FRACTION:
+            warnings.warn(
+                f"dt*{field} = {dt * largest:g} exceeds {STABLE_FRACTION:g}: forward Euler is unstable there and the "
+                f"voltages grow without bound; use a smaller dt (at most {STABLE_FRACTION / largest:g})",
+                UnstableStepWarning,
+                stacklevel=4,  # warn_if_unstable <- check_call <- li_scan/li_step <- the caller
+            )
 
 
 def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) -> LIParameters:
@@ -172,6 +219,8 @@ def check_call(
             if value.shape != neuron_shape and not _fits(tuple(value.shape), neuron_shape):
                 raise ValueError(f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}")
     p = _check_parameters(checker, p, neuron_shape)
+    if not (type(p[0]) is type(p[1]) is float and dt * max(p[0], p[1]) <= STABLE_FRACTION):  # (common case inline)
+        warn_if_unstable(p, dt)
     return Call._make((x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape))
 
 
