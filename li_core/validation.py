@@ -125,7 +125,7 @@ def _largest(value: Any) -> float | None:
         torch = sys.modules["torch"]
         if value.device.type != "cpu" or torch.compiler.is_compiling():
             return None
-        return float(value.max()) if value.numel() else None
+        return float(value.detach().max()) if value.numel() else None
     if library != "numpy" or value.size == 0:
         return None
     return float(value.max())
