@@ -1,9 +1,10 @@
 """The ``numpy`` backend: in-place NumPy ufuncs on preallocated buffers.
 
-The scan allocates its outputs once and then runs the two linear recurrences
-of SPEC section 1 with ``out=`` ufuncs, so no step allocates; with weights,
-all ``T`` steps are projected by one matmul before the loop. float16 is
-computed in float32 and stored back in float16.
+The scan allocates its outputs and two work buffers once and then runs the
+recurrences of the contract (docs/contract.md), section 1 in their increment
+forms with ``out=`` ufuncs, so no step allocates; with weights, all ``T``
+steps are projected by one matmul before the loop. float16 is computed in
+float32 and stored back in float16.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from typing import Any
 
 import li_core
-from li_core.reference import scan_coefficients
+from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
 
@@ -60,14 +61,14 @@ class NumPyBackend(li_core.Backend):
                 x.astype(compute, copy=False), LIState(v, i), _as_compute(np, compute, p), dt
             )
             return v_new.astype(dtype), LIState(v_new.astype(dtype), new.i.astype(dtype))
+        a, d = rates(p, dt)
         v = state.v
         j = state.i + x
         v_new = p.v_leak - v
         v_new += j
-        v_new *= dt * p.tau_mem_inv
-        v_new += v
-        i_new = j * (-dt * p.tau_syn_inv)
-        i_new += j
+        v_new *= a
+        v_new += v  # v' = v + a*((v_leak - v) + j)
+        i_new = j - d * j
         return v_new, LIState(v_new.copy(), i_new)
 
     def step(self, x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[Any, LIState]:
@@ -95,25 +96,30 @@ class NumPyBackend(li_core.Backend):
             xs = self._project(xs, w)  # all T steps in one matmul
         steps, shape = xs.shape[0], xs.shape[1:]
         p = _as_compute(np, compute, p)
-        a, b, c = scan_coefficients(p, dt)
-        a_leak = a * p.v_leak
-        has_leak = not (isinstance(a_leak, float) and a_leak == 0.0)
+        a, d = rates(p, dt)
+        v_leak = p.v_leak
+        has_leak = not (isinstance(v_leak, float) and v_leak == 0.0)
 
         voltages = np.empty((steps, *shape), dtype=dtype)
         currents = np.empty((steps, *shape), dtype=dtype) if record_states else None
         j = np.array(np.broadcast_to(state.i, shape), dtype=compute)  # our own buffer
-        previous = np.array(np.broadcast_to(state.v, shape), dtype=compute)
         scratch = np.empty(shape, dtype=compute)
-        staging = np.empty(shape, dtype=compute) if compute != dtype else None
+        # float16 keeps its voltage in a float32 buffer between steps; otherwise
+        # the previous voltage is the last output row (first: the caller's, read only)
+        staging = np.array(np.broadcast_to(state.v, shape), dtype=compute) if compute != dtype else None
+        previous = staging if staging is not None else np.broadcast_to(state.v, shape)
         for t in range(steps):
             np.add(j, xs[t, ...], out=j)  # j_t = i_{t-1} + x_t
-            v = staging if staging is not None else voltages[t, ...]
-            np.multiply(previous, c, out=scratch)
-            np.multiply(j, a, out=v)  # v_t = c*v_{t-1} + a*(j_t + v_leak)
-            np.add(v, scratch, out=v)
             if has_leak:
-                np.add(v, a_leak, out=v)
-            np.multiply(j, b, out=j)  # i_t = b*j_t
+                np.subtract(v_leak, previous, out=scratch)
+                np.add(scratch, j, out=scratch)
+            else:
+                np.subtract(j, previous, out=scratch)  # (0 - v) + j, exactly
+            np.multiply(scratch, a, out=scratch)
+            v = staging if staging is not None else voltages[t, ...]
+            np.add(previous, scratch, out=v)  # v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t)
+            np.multiply(j, d, out=scratch)
+            np.subtract(j, scratch, out=j)  # i_t = j_t - d*j_t
             if staging is not None:
                 voltages[t, ...] = staging
             if currents is not None:

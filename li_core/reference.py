@@ -2,8 +2,9 @@
 
 No in-place writes and no library-specific calls, so these functions run on
 any Array API library (NumPy, array-api-strict, PyTorch, CuPy, JAX, ...). They
-follow SPEC section 1 literally, one Euler step at a time; half-precision
-inputs are computed in float32 and returned in their own dtype.
+follow the contract (docs/contract.md), section 1 literally, one Euler step at
+a time, in its increment forms; half-precision inputs are computed in float32
+and returned in their own dtype.
 """
 
 from __future__ import annotations
@@ -53,11 +54,13 @@ def _upcast(xp: Any, x: Any, state: LIState, w: Any, p: LIParameters) -> tuple[A
     return x, LIState(v, i), w, LIParameters(*params)
 
 
-def _euler(x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, Any]:
-    """SPEC section 1, in its order: the current jumps, then ``v`` and ``i``."""
+def _euler(x: Any, state: LIState, a: Any, d: Any, v_leak: Any) -> tuple[Any, Any]:
+    """One step in the contract's order and increment forms, with the rates
+    ``(a, d)`` of :func:`rates`: the current jumps (``j = i + x``), then
+    ``v' = v + a*((v_leak - v) + j)`` and ``i' = j - d*j``."""
     j = state.i + x
-    v_new = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + j)
-    i_new = j + (-dt * p.tau_syn_inv) * j
+    v_new = state.v + a * ((v_leak - state.v) + j)
+    i_new = j - d * j
     return v_new, i_new
 
 
@@ -66,7 +69,7 @@ def feed_forward_step(x: Any, state: LIState, p: LIParameters, dt: float) -> tup
     xp = namespace(x)
     dtype = x.dtype
     x, state, _, p = _upcast(xp, x, state, None, p)
-    v_new, i_new = _euler(x, state, p, dt)
+    v_new, i_new = _euler(x, state, *rates(p, dt), p.v_leak)
     v_new, i_new = xp.astype(v_new, dtype), xp.astype(i_new, dtype)
     return v_new, LIState(_copy(xp, v_new), i_new)
 
@@ -76,7 +79,7 @@ def step(x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[An
     xp = namespace(x)
     dtype = x.dtype
     x, state, w, p = _upcast(xp, x, state, w, p)
-    v_new, i_new = _euler(xp.matmul(x, xp.matrix_transpose(w)), state, p, dt)
+    v_new, i_new = _euler(xp.matmul(x, xp.matrix_transpose(w)), state, *rates(p, dt), p.v_leak)
     v_new, i_new = xp.astype(v_new, dtype), xp.astype(i_new, dtype)
     return v_new, LIState(_copy(xp, v_new), i_new)
 
@@ -91,9 +94,10 @@ def scan(
     xs, current, w, p = _upcast(xp, xs, state, w, p)
     if w is not None:
         xs = xp.matmul(xs, xp.matrix_transpose(w))
+    a, d = rates(p, dt)
     vs, is_ = [], []
     for t in range(xs.shape[0]):
-        current = LIState(*_euler(xs[t, ...], current, p, dt))
+        current = LIState(*_euler(xs[t, ...], current, a, d, p.v_leak))
         vs.append(current.v)
         is_.append(current.i)
     if not vs:

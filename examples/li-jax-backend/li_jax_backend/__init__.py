@@ -15,7 +15,7 @@ from typing import Any
 
 import li_core
 from li_core import LIParameters, LIState
-from li_core.reference import scan_coefficients
+from li_core.reference import rates
 
 
 @cache
@@ -27,22 +27,22 @@ def _kernels() -> tuple[Any, Any, Any]:
 
     jax.config.update("jax_enable_x64", True)
 
-    # The coefficients (a, b, c) come in computed, not traced from dt: XLA may
-    # otherwise contract 1 - dt*tau_syn_inv into an FMA and lose the exact
-    # b = 0 of dt*tau_syn_inv = 1.
-    def euler(x, v, i, a, b, c, v_leak):
+    # The increment forms of the contract (docs/contract.md), section 1, with
+    # the rates (a, d) = (dt*tau_mem_inv, dt*tau_syn_inv): the decays 1 - a
+    # and 1 - d would be rounded near 1 in float32 and drift slow neurons.
+    def euler(x, v, i, a, d, v_leak):
         j = i + x
-        return c * v + a * (j + v_leak), b * j
+        return v + a * ((v_leak - v) + j), j - d * j
 
     @jax.jit
-    def step(x, v, i, a, b, c, v_leak):
-        v_new, i_new = euler(x, v, i, a, b, c, v_leak)
+    def step(x, v, i, a, d, v_leak):
+        v_new, i_new = euler(x, v, i, a, d, v_leak)
         return v_new, LIState(v_new, i_new)  # JAX arrays are immutable: sharing is not aliasing
 
     @jax.jit
-    def scan(xs, v, i, a, b, c, v_leak):
+    def scan(xs, v, i, a, d, v_leak):
         def one(carry, x):
-            v, i = euler(x, *carry, a, b, c, v_leak)
+            v, i = euler(x, *carry, a, d, v_leak)
             return (v, i), (v, i)
 
         (v, i), (vs, is_) = jax.lax.scan(one, (v, i), xs)
@@ -91,7 +91,7 @@ class JaxBackend(li_core.Backend):
 
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
         step, _, _ = _kernels()
-        return step(x, state.v, state.i, *scan_coefficients(p, dt), p.v_leak)
+        return step(x, state.v, state.i, *rates(p, dt), p.v_leak)
 
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
@@ -99,7 +99,7 @@ class JaxBackend(li_core.Backend):
         _, scan, jnp = _kernels()
         if w is not None:
             xs = jnp.matmul(xs, w.T)  # all T steps in one matmul
-        vs, is_, v, i = scan(xs, state.v, state.i, *scan_coefficients(p, dt), p.v_leak)
+        vs, is_, v, i = scan(xs, state.v, state.i, *rates(p, dt), p.v_leak)
         return vs, (LIState(vs, is_) if record_states else LIState(v, i))
 
 
