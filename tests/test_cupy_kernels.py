@@ -1,41 +1,41 @@
-"""The CuPy backend's CUDA kernels, checked without a GPU.
+"""The CUDA kernels of ``li_kernels.cu``, checked without a GPU.
 
-1. nvcc compiles every kernel instantiation the backend asks NVRTC for
-   (``name_expressions``), with the backend's compiler options, for each GPU
+1. nvcc compiles every kernel instantiation that the launches name
+   (``kernels.name_expressions``: step, scan and the adjoint
+   ``li_scan_backward``), with the launcher's compiler options, for each GPU
    architecture; where CuPy and NVRTC are installed, NVRTC compiles each
    dtype's module exactly as ``cupy.RawModule`` would (no GPU needed).
 2. g++ compiles the same ``li_kernels.cu`` for the host through
-   ``tests/cuda_host``. A stand-in for CuPy (NumPy arrays, and a ``RawModule``
-   whose kernels are the host build) then runs the backend's own Python code:
-   arguments are packed the way CuPy packs them for ``cuLaunchKernel`` and
-   checked against each kernel's C parameter list (array element sizes,
-   scalar kinds and sizes, C-contiguity), the launch grid is emulated block by
-   block and thread by thread, and the results are compared with the float64
+   ``tests/cuda_host``. A stand-in for CuPy (``tests/cuda_host/host.py``) then
+   runs the backend's own Python code and the launcher: arguments are packed
+   the way CuPy packs them for ``cuLaunchKernel`` and checked against each
+   kernel's C parameter list, the launch grid is emulated block by block and
+   thread by thread, and the results are compared with the float64
    ``li_core.reference``.
+3. The adjoint kernel, launched through ``kernels.scan_backward`` on NumPy
+   memory, against torch autograd through a loop of Euler steps, in float64
+   and float32; and every planted sign flip in its arithmetic fails that check.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import re
 import shutil
 import subprocess
-import types
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cuda_host import host
 
 import li_backends.cupy as cupy_backend
+from li_backends.cupy import kernels, launcher
 from li_core import LIParameters, LIState
 from li_core import reference as ref
 from li_core.testing.cases import Case, convert
-from li_core.testing.tolerances import assert_matches
+from li_core.testing.tolerances import assert_matches, error_ratio
 
-HOST_DIR = Path(__file__).with_name("cuda_host")
 DTYPES = ("float16", "float32", "float64")
-ALL_NAMES = [name for dtype in DTYPES for name in cupy_backend.name_expressions(dtype)]
+ALL_NAMES = [name for dtype in DTYPES for name in kernels.name_expressions(dtype)]
 
 
 # --- 1. nvcc, per architecture --------------------------------------------------
@@ -58,7 +58,10 @@ def nvcc_arches(nvcc: str) -> tuple[str, set[str]]:
     return (release.group(0) if release else "unknown release"), set(listed.split())
 
 
-@pytest.mark.parametrize("arch", ["sm_70", "sm_75", "sm_80", "sm_90"])
+ARCHES = ["sm_75", "sm_80", "sm_90"]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
 def test_every_instantiation_compiles_with_nvcc(arch, nvcc, nvcc_arches, tmp_path):
     release, supported = nvcc_arches
     virtual = arch.replace("sm_", "compute_")
@@ -71,11 +74,11 @@ def test_every_instantiation_compiles_with_nvcc(arch, nvcc, nvcc_arches, tmp_pat
     source = tmp_path / "instantiate.cu"
     addresses = ", ".join(f"(void*)&{name}" for name in ALL_NAMES)
     source.write_text(
-        f'#include "{cupy_backend.KERNEL_SOURCE}"\n'
+        f'#include "{launcher.KERNEL_SOURCE}"\n'
         f"void* li_kernel(int k) {{ void* const all[] = {{{addresses}}}; return all[k]; }}\n"
     )
     cubin = tmp_path / f"li_kernels_{arch}.cubin"
-    command = [nvcc, *cupy_backend.OPTIONS, f"-arch={arch}", "-cubin", "--Werror", "all-warnings", "-o", cubin, source]
+    command = [nvcc, *launcher.OPTIONS, f"-arch={arch}", "-cubin", "--Werror", "all-warnings", "-o", cubin, source]
     compiled = subprocess.run(command, capture_output=True, text=True, check=False)
     assert compiled.returncode == 0, f"nvcc failed for {arch}:\n{compiled.stdout}{compiled.stderr}"
     symbols = subprocess.run(["nm", "-C", cubin], capture_output=True, text=True, check=True).stdout
@@ -93,154 +96,44 @@ def nvrtc_program():
         nvrtc.getVersion()
     except Exception as exc:  # noqa: BLE001 - the error is the skip reason
         pytest.skip(f"NVRTC is not loadable ({type(exc).__name__}: {exc}); pip install nvidia-cuda-nvrtc-cu12")
-    return cupy.cuda.compiler._NVRTCProgram, cupy._core.core.assemble_cupy_compiler_options(cupy_backend.OPTIONS)
+    return cupy.cuda.compiler._NVRTCProgram, cupy._core.core.assemble_cupy_compiler_options(launcher.OPTIONS)
 
 
-@pytest.mark.parametrize("arch", ["sm_70", "sm_80", "sm_90"])
+@pytest.mark.parametrize("arch", ARCHES)
 def test_each_dtype_module_compiles_with_nvrtc_as_cupy_does(arch, nvrtc_program):
     """What ``cupy.RawModule`` does on first use, short of loading the module
     onto a device: NVRTC with CuPy's include paths, the backend's options and
     name expressions, and every name expression lowered to a kernel."""
     program, options = nvrtc_program
     for dtype in DTYPES:
-        names = cupy_backend.name_expressions(dtype)
-        compiled = program(
-            cupy_backend.KERNEL_SOURCE.read_text(), "li_kernels.cu", name_expressions=names, method="cubin"
-        )
+        names = kernels.name_expressions(dtype)
+        compiled = program(launcher.KERNEL_SOURCE.read_text(), "li_kernels.cu", name_expressions=names, method="cubin")
         cubin, lowered = compiled.compile((*options, f"-arch={arch}"))
         assert cubin and sorted(lowered) == sorted(names)
         for name in names:
-            assert lowered[name].startswith("_Z7" + name.partition("<")[0]), lowered
+            base = name.partition("<")[0]
+            assert lowered[name].startswith(f"_Z{len(base)}{base}"), lowered
 
 
 # --- 2. the host build, behind a stand-in for CuPy ----------------------------------
 
 
 @pytest.fixture(scope="session")
-def host_library(tmp_path_factory) -> ctypes.CDLL:
-    """tests/cuda_host/li_host.cpp (which includes li_kernels.cu) as a shared library."""
-    compiler = shutil.which("g++")
-    if compiler is None:
+def host_library(tmp_path_factory):
+    """tests/cuda_host/li_host.cpp (which includes li_kernels.cu) as a shared library, built once."""
+    if host.compiler() is None:
         pytest.skip("g++ is not on PATH: cannot build the kernels for the host")
-    library = tmp_path_factory.mktemp("cuda_host") / "libli_host.so"
-    command = [
-        compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
-        f"-I{HOST_DIR}", f"-I{cupy_backend.KERNEL_SOURCE.parent}", "-o", str(library), str(HOST_DIR / "li_host.cpp"),
-    ]  # fmt: skip
-    built = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert built.returncode == 0, f"g++ failed:\n{built.stdout}{built.stderr}"
-    lib = ctypes.CDLL(str(library))
-    lib.li_host_signature.restype = ctypes.c_char_p
-    lib.li_host_signature.argtypes = [ctypes.c_char_p]
-    lib.li_host_launch.restype = ctypes.c_int
-    lib.li_host_launch.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p)]
-    return lib
-
-
-class HostArray(np.ndarray):
-    """A NumPy array in the role of a ``cupy.ndarray``, whose ``device`` is a
-    context manager (the backend runs on the input's device)."""
-
-    @property
-    def device(self):
-        return contextlib.nullcontext()
-
-
-def gpu(a):
-    """A HostArray copy of ``a`` (floats stay floats)."""
-    return a if a is None or isinstance(a, float) else np.array(a).view(HostArray)
-
-
-class GuardedMemory:
-    """``empty`` for the stand-in: each array is followed by a guard zone of
-    sentinel values, checked after every launch, so that a kernel writing
-    past the end of an output fails the test."""
-
-    GUARD = 64
-
-    def __init__(self) -> None:
-        self.buffers: list[np.ndarray] = []
-
-    def empty(self, shape, dtype) -> np.ndarray:
-        size = int(np.prod(shape))
-        buffer = np.full(size + self.GUARD, np.nan, dtype=dtype)
-        self.buffers.append(buffer)
-        return buffer[:size].reshape(shape)
-
-    def empty_like(self, a: np.ndarray) -> np.ndarray:
-        return self.empty(a.shape, a.dtype)
-
-    def check(self, name: str) -> None:
-        for buffer in self.buffers:
-            assert np.isnan(buffer[-self.GUARD :]).all(), f"{name} wrote past the end of an output"
-
-
-class HostKernel:
-    """One kernel of the host build, called like a ``cupy.RawKernel``."""
-
-    def __init__(self, lib: ctypes.CDLL, name: str, memory: GuardedMemory) -> None:
-        signature = lib.li_host_signature(name.encode())
-        assert signature is not None, f"the host build has no kernel {name!r}"
-        self.lib, self.name, self.signature, self.memory = lib, name, signature.decode().split(), memory
-
-    def __call__(self, grid, block, args) -> None:
-        assert len(args) == len(self.signature), (
-            f"{self.name}: {len(args)} arguments for {len(self.signature)} parameters"
-        )
-        assert isinstance(grid, tuple) and isinstance(block, tuple) and len(grid) == len(block) == 1, (grid, block)
-        assert 1 <= block[0] <= 1024 and grid[0] >= 1, (grid, block)
-        values = [self.pack(k, code, arg) for k, (code, arg) in enumerate(zip(self.signature, args))]
-        params = (ctypes.c_void_p * len(values))(*(ctypes.addressof(value) for value in values))
-        assert self.lib.li_host_launch(self.name.encode(), grid[0], block[0], params) == 0
-        self.memory.check(self.name)
-
-    def pack(self, k: int, code: str, arg) -> ctypes.Array:
-        """The bytes CuPy passes for ``arg``: an array's data pointer, a NumPy
-        scalar's value. Checked against the C parameter (``p4``: pointer to
-        4-byte elements, ``f8``: double, ``i8``: long long, ...)."""
-        where = f"{self.name} argument {k} (C parameter {code})"
-        kind, size = code[0], int(code[1:])
-        if kind == "p" and isinstance(arg, np.ndarray):
-            assert arg.dtype.itemsize == size, f"{where}: array of {arg.dtype}"
-            assert arg.flags.c_contiguous, f"{where}: a non-contiguous array"
-            return (ctypes.c_uint64 * 1)(arg.ctypes.data)
-        assert isinstance(arg, np.generic), f"{where}: {type(arg).__name__} {arg!r} is not a NumPy scalar"
-        if kind == "p":
-            assert arg.dtype == np.uint64 and arg == 0, f"{where}: {arg!r} is neither an array nor a null pointer"
-        else:
-            assert (arg.dtype.kind, arg.dtype.itemsize) == (kind, size), f"{where}: {arg.dtype} scalar"
-        return ctypes.create_string_buffer(arg.tobytes(), arg.dtype.itemsize)
-
-
-class HostRawModule:
-    """``cupy.RawModule`` over the host build."""
-
-    def __init__(self, lib: ctypes.CDLL, memory: GuardedMemory, *, code: str, options: tuple, name_expressions) -> None:
-        assert code == cupy_backend.KERNEL_SOURCE.read_text()
-        assert options == cupy_backend.OPTIONS
-        self.lib, self.memory, self.names = lib, memory, tuple(name_expressions)
-
-    def get_function(self, name: str) -> HostKernel:
-        assert name in self.names, f"{name!r} is not among the name expressions {self.names}"
-        return HostKernel(self.lib, name, self.memory)
+    return host.host_library(tmp_path_factory.mktemp("cuda_host"))
 
 
 @pytest.fixture
-def backend(host_library, monkeypatch) -> cupy_backend.CuPyBackend:
+def backend(host_library):
     """The cupy backend with the host stand-in in place of CuPy."""
-    memory = GuardedMemory()
-    host_cupy = types.SimpleNamespace(
-        RawModule=lambda **kwargs: HostRawModule(host_library, memory, **kwargs),
-        ascontiguousarray=np.ascontiguousarray,
-        broadcast_to=np.broadcast_to,
-        empty=memory.empty,
-        empty_like=memory.empty_like,
-        matmul=np.matmul,
-    )
-    monkeypatch.setattr(cupy_backend, "_cupy", lambda: host_cupy)
-    cupy_backend._kernels.cache_clear()
-    yield cupy_backend.CuPyBackend()
-    cupy_backend._kernels.cache_clear()
+    with host.cupy_on_host(host_library):
+        yield cupy_backend.CuPyBackend()
+
+
+gpu = host.host
 
 
 # --- cases --------------------------------------------------------------------------
@@ -298,15 +191,16 @@ def check(got, expected, dtype, what):
     assert_matches(state.i, expected_state.i, dtype, f"{what}: state.i")
 
 
-# Neuron shapes and parameter shapes (None: a Python float), with the number
-# of blocks of 256 threads they take: one thread per neuron.
+# Steps, neuron shapes and parameter shapes (None: a Python float), with the
+# number of blocks of kernels.BLOCK = 64 threads they take (one thread per
+# neuron) and how the steps fall into the scan's groups of 16.
 SCAN_CASES = {
-    "1000 neurons, 4 blocks, per-neuron": (1000, (1000,), [(1000,), (1000,), (1000,)]),
-    "257 neurons, 2 blocks, scalars": (3, (257,), [None, None, None]),
-    "256 neurons, 1 full block": (4, (256,), [(256,), None, ()]),
+    "1000 steps (62 groups and 8), 1000 neurons, 16 blocks, per-neuron": (1000, (1000,), [(1000,), (1000,), (1000,)]),
+    "257 neurons, 5 blocks, scalars": (3, (257,), [None, None, None]),
+    "32 steps (2 whole groups), 256 neurons, 4 full blocks": (32, (256,), [(256,), None, ()]),
     "[3, 300], trailing and leading axes": (31, (3, 300), [(300,), (3, 1), None]),
     "[2, 3, 5, 7, 11], two runs and gaps": (6, (2, 3, 5, 7, 11), [(2, 1, 5, 1, 11), (1, 3, 1, 7, 1), (2, 1, 1, 1, 1)]),
-    "[4, 1, 9], a size-1 axis": (5, (4, 1, 9), [(4, 1, 9), (1, 1, 9), (4, 1, 1)]),
+    "[4, 1, 9], a size-1 axis": (17, (4, 1, 9), [(4, 1, 9), (1, 1, 9), (4, 1, 1)]),
     "one neuron": (7, (1,), [(1,), None, None]),
     "T = 1": (1, (300,), [(300,), (300,), None]),
     "T = 0": (0, (300,), [(300,), None, (300,)]),
@@ -430,14 +324,14 @@ def test_non_contiguous_arguments_give_the_same_numbers(backend):
     leak = gpu(rng.normal(size=(1, 30))).T  # [30, 1]
     p = LIParameters(tau, 100.0, leak)
     got = backend.scan(xs, LIState(v, i), None, p, 1e-3, True)
-    contiguous = [np.ascontiguousarray(a).view(HostArray) for a in (xs, v, i, tau, leak)]
+    contiguous = [np.ascontiguousarray(a).view(host.HostArray) for a in (xs, v, i, tau, leak)]
     p_copy = LIParameters(contiguous[3], 100.0, contiguous[4])
     expected = backend.scan(contiguous[0], LIState(*contiguous[1:3]), None, p_copy, 1e-3, True)
     for a, b in zip((got[0], *got[1]), (expected[0], *expected[1])):
         np.testing.assert_array_equal(a, b)
     step = backend.feed_forward_step(xs[3], LIState(v, i), p, 1e-3)
     step_copy = backend.feed_forward_step(
-        np.ascontiguousarray(xs[3]).view(HostArray), LIState(*contiguous[1:3]), p_copy, 1e-3
+        np.ascontiguousarray(xs[3]).view(host.HostArray), LIState(*contiguous[1:3]), p_copy, 1e-3
     )
     for a, b in zip((step[0], *step[1]), (step_copy[0], *step_copy[1])):
         np.testing.assert_array_equal(a, b)
@@ -470,17 +364,307 @@ def test_parameter_layout_reads_the_broadcast_element(shape, neurons):
     if len(shape) > len(neurons):
         neurons = (1,) * (len(shape) - len(neurons)) + neurons
     labels = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
-    expanded, (inner0, size0, inner1, size1) = cupy_backend.parameter_layout(shape, neurons)
+    expanded, (inner0, size0, inner1, size1) = kernels.parameter_layout(shape, neurons)
     values = np.ascontiguousarray(np.broadcast_to(labels, expanded)).ravel()
     n = np.arange(int(np.prod(neurons)), dtype=np.int64)
     read = values[(n // inner0 % size0) * size1 + n // inner1 % size1]
     np.testing.assert_array_equal(read, np.broadcast_to(labels, neurons).ravel())
     if values.size > labels.size:  # gaps were filled in: only with more than two runs
-        assert len(cupy_backend._runs(list((1,) * (len(neurons) - len(shape)) + shape), neurons)) > 2
+        assert len(kernels._runs(list((1,) * (len(neurons) - len(shape)) + shape), neurons)) > 2
 
 
 @pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 1000, 3 * 2**31])
 def test_launch_config_covers_every_neuron_once(n):
-    (grid,), (block,) = cupy_backend.launch_config(n)
-    assert block == cupy_backend.BLOCK == 256
+    (grid,), (block,) = kernels.launch_config(n)
+    assert block == kernels.BLOCK
     assert grid * block >= n and (grid - 1) * block < max(n, 1)
+
+
+# --- more on the kernels' numbers -------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_parameter_struct_has_the_c_layout_size(host_library, dtype):
+    """``Parameter<T>`` as the kernels declare it (the 4th parameter of every
+    kernel) is as large as the NumPy layout the launches pass by value."""
+    for name in kernels.name_expressions(dtype):
+        codes = host_library.li_host_signature(name.encode()).decode().split()
+        assert codes[3:6] == [f"s{kernels.parameter_dtype(dtype).itemsize}"] * 3, (name, codes)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_slow_neurons_keep_the_tolerance(backend, dtype):
+    """dt*tau_inv from 1 down to 1e-4, mixed per neuron, over 2/(1e-4) steps:
+    the increment forms hold the tolerance in float32, where ``(1 - a)*v``
+    would not (its decay is off by up to eps/a)."""
+    rates = np.geomspace(1e-4, 1.0, 12)
+    rng = np.random.default_rng(7)
+    xs = rng.normal(1.0, 0.5, size=(20_000, 2, 12))
+    state = LIState(rng.normal(size=(2, 12)), rng.normal(size=(2, 12)))
+    p = LIParameters(rates[::-1] / 1e-3, rates / 1e-3, 0.5)
+    got, expected = run_scan(backend, dtype, xs, state, None, p, record_states=True)
+    check(got, expected, dtype, "slow neurons")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("as_array", [False, True], ids=["floats", "arrays"])
+def test_rates_of_one_pass_the_input_straight_through(backend, dtype, as_array):
+    """tau_syn_inv = tau_mem_inv = 1/dt (the contract, section 4): i stays
+    exactly 0 and v follows the input, with the rates as floats or arrays."""
+    xs = np.random.default_rng(8).normal(size=(40, 70)).astype(dtype)
+    tau = np.full(70, 1000.0, dtype=dtype) if as_array else 1000.0
+    zero = LIState(gpu(np.zeros(70, dtype)), gpu(np.zeros(70, dtype)))
+    vs, states = backend.scan(gpu(xs), zero, None, LIParameters(gpu(tau), gpu(tau), 0.0), 1e-3, True)
+    np.testing.assert_array_equal(states.i, 0.0)
+    np.testing.assert_allclose(vs, xs, rtol=0, atol=4 * np.finfo(dtype).eps * np.abs(xs).max())
+
+
+# --- 3. the adjoint kernel against torch autograd ----------------------------------
+
+
+def numpy_memory() -> kernels.Memory:
+    """How the launches reach NumPy arrays (the host build's memory)."""
+
+    def address(a: np.ndarray) -> int:
+        assert a.flags.c_contiguous, f"the address of a non-contiguous array {a.shape} {a.strides}"
+        return a.ctypes.data
+
+    return kernels.Memory(address, lambda a, shape: np.ascontiguousarray(np.broadcast_to(a, shape)))
+
+
+def run_on_host(lib, launch: kernels.Launch) -> None:
+    """Issue ``launch`` on the host build, its arguments checked as the stand-in checks them."""
+    signature = lib.li_host_signature(launch.kernel.encode()).decode().split()
+    params, _buffers = host.packed(launch.kernel, signature, launch.args)
+    assert lib.li_host_launch(launch.kernel.encode(), launch.grid[0], launch.block[0], params) == 0
+
+
+class AdjointCase:
+    """Random float64 inputs, state, rates and output gradients for one case:
+    ``shapes`` gives ``(a, d, v_leak)`` each as None (a float) or an array shape."""
+
+    def __init__(self, seed: int, steps: int, neurons: tuple[int, ...], shapes, record: bool) -> None:
+        rng = np.random.default_rng(seed)
+        self.steps, self.neurons, self.record = steps, neurons, record
+        self.xs = rng.normal(size=(steps, *neurons))
+        self.v0, self.i0 = rng.normal(0.0, 0.5, size=neurons), rng.normal(0.0, 0.5, size=neurons)
+        lows, highs = (0.05, 0.05, -1.0), (0.45, 0.45, 1.0)
+        self.rates = [
+            float(rng.uniform(low, high)) if shape is None else rng.uniform(low, high, size=shape)
+            for shape, low, high in zip(shapes, lows, highs)
+        ]
+        self.gv = rng.normal(size=(steps, *neurons))
+        self.gi = rng.normal(size=(steps, *neurons) if record else neurons)
+
+    def rounded(self, dtype: str) -> AdjointCase:
+        """The case with every array rounded to ``dtype`` (in float64)."""
+        copy = AdjointCase.__new__(AdjointCase)
+        copy.__dict__.update(self.__dict__)
+        for name in ("xs", "v0", "i0", "gv", "gi"):
+            setattr(copy, name, getattr(self, name).astype(dtype).astype(np.float64))
+        copy.rates = [r if isinstance(r, float) else r.astype(dtype).astype(np.float64) for r in self.rates]
+        return copy
+
+
+NAMES = ("dx", "dv0", "di0", "da", "dd", "dv_leak")
+
+
+def autograd_gradients(case: AdjointCase, parameters: bool) -> dict[str, np.ndarray]:
+    """The gradients of ``sum(gv*v) + sum(gi*i)`` (``i`` the recorded
+    currents or the final one) by torch autograd through a loop of Euler steps
+    in float64, in the contract's order."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: no autograd reference")
+    leaf = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    xs, v0, i0 = leaf(case.xs), leaf(case.v0), leaf(case.i0)
+    a, d, v_leak = (r if isinstance(r, float) else leaf(r) for r in case.rates)
+    v, i, vs, currents = v0, i0, [], []
+    for t in range(case.steps):
+        j = i + xs[t]
+        v = v + a * ((v_leak - v) + j)
+        i = j - d * j
+        vs.append(v)
+        currents.append(i)
+    loss = (torch.tensor(case.gv) * torch.stack(vs)).sum()
+    loss = loss + (torch.tensor(case.gi) * (torch.stack(currents) if case.record else i)).sum()
+    wanted = [xs, v0, i0] + ([a, d, v_leak] if parameters else [])
+    grads = torch.autograd.grad(loss, [w for w in wanted if isinstance(w, torch.Tensor)])
+    found = iter(grads)
+    return {name: next(found).numpy() for name, w in zip(NAMES, wanted) if isinstance(w, torch.Tensor)}
+
+
+def kernel_gradients(run, case: AdjointCase, dtype: str, parameters: bool) -> dict[str, np.ndarray]:
+    """The same gradients from ``li_scan`` (keeping ``j``) and
+    ``li_scan_backward`` launched by ``run``, on ``dtype`` copies; each
+    parameter's per-neuron shares summed to its shape here, as a caller does."""
+    memory, compute = numpy_memory(), kernels.COMPUTE_TYPES[dtype]
+    typed = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    xs, v0, i0 = typed(case.xs), typed(case.v0), typed(case.i0)
+    rates = tuple(kernels.Rate(r if isinstance(r, float) else typed(r)) for r in case.rates)
+    voltages, js = np.empty_like(xs), np.empty_like(xs)
+    i_last = np.empty_like(v0)
+    run(kernels.scan(memory, dtype, xs, v0, i0, rates, voltages, js=js, i_last=i_last))
+    dx, dv0, di0 = np.full_like(xs, np.nan), np.full_like(v0, np.nan), np.full_like(v0, np.nan)
+    shares = tuple(np.full(case.neurons, np.nan, dtype=compute) for _ in range(3)) if parameters else None
+    gradients = {"gis": typed(case.gi)} if case.record else {"gi_last": typed(case.gi)}
+    saved = {"v0": v0, "voltages": voltages, "js": js} if parameters else {}
+    run(
+        kernels.scan_backward(
+            memory, dtype, typed(case.gv), rates, dx, dv0=dv0, di0=di0, shares=shares, **gradients, **saved
+        )
+    )
+    found = {"dx": dx, "dv0": dv0, "di0": di0}
+    for name, rate, share in zip(NAMES[3:], case.rates, shares or ()):
+        if not isinstance(rate, float):
+            axes = tuple(range(len(case.neurons) - rate.ndim)) + tuple(
+                len(case.neurons) - rate.ndim + k for k, size in enumerate(rate.shape) if size == 1
+            )
+            found[name] = share.sum(axis=axes, keepdims=True).reshape(rate.shape)
+    return {name: np.asarray(value, dtype=np.float64) for name, value in found.items()}
+
+
+def adjoint_error(run, case: AdjointCase, dtype: str, parameters: bool) -> dict[str, float]:
+    """Per gradient, the kernel's error against autograd divided by the
+    contract's tolerance for ``dtype`` (at most 1 passes)."""
+    got = kernel_gradients(run, case, dtype, parameters)
+    expected = autograd_gradients(case.rounded(dtype), parameters)
+    assert sorted(got) == sorted(expected)
+    return {name: error_ratio(got[name], expected[name], dtype) for name in expected}
+
+
+# Steps (falling into the adjoint's groups of 8 in several ways), neuron
+# shapes (several blocks of 64 threads), and the shapes of (a, d, v_leak):
+# None for a float, () for a 0-d array, [N], [B, 1] and full.
+ADJOINT_CASES = {
+    "T=37 (4 groups and 5), 150 neurons in 3 blocks, [N] rates": (37, (150,), [(150,), (150,), (150,)]),
+    "T=1, [B, N] = [3, 70] in 4 blocks, [B, 1] and full rates": (1, (3, 70), [(3, 1), (3, 70), (70,)]),
+    "T=16 (2 whole groups), [3, 70], [N], [B, 1], 0-d": (16, (3, 70), [(70,), (3, 1), ()]),
+    "T=29, [3, 70], float rates and a full v_leak": (29, (3, 70), [None, None, (3, 70)]),
+}
+
+
+@pytest.mark.parametrize("parameters", [False, True], ids=["inputs", "parameters"])
+@pytest.mark.parametrize("record", [False, True], ids=["final", "record"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", ADJOINT_CASES, ids=list(ADJOINT_CASES))
+def test_li_scan_backward_matches_autograd(host_library, case, dtype, record, parameters):
+    steps, neurons, shapes = ADJOINT_CASES[case]
+    errors = adjoint_error(
+        lambda launch: run_on_host(host_library, launch),
+        AdjointCase(11, steps, neurons, shapes, record),
+        dtype,
+        parameters,
+    )
+    assert max(errors.values()) <= 1.0, f"{case}, {dtype}: error / tolerance per gradient {errors}"
+    assert len(errors) == 3 + (3 - shapes.count(None) if parameters else 0)
+
+
+def test_li_scan_backward_without_v0_and_i0_outputs(host_library):
+    """``dv0`` and ``di0`` are optional outputs: left out, nothing is written
+    to them and ``dx`` is unchanged."""
+    case = AdjointCase(12, 21, (70,), [None, None, None], record=False)
+    memory = numpy_memory()
+    rates = tuple(kernels.Rate(r) for r in case.rates)
+    dx = np.empty_like(case.xs)
+    run_on_host(host_library, kernels.scan_backward(memory, "float64", case.gv, rates, dx, gi_last=case.gi))
+    expected = autograd_gradients(case, parameters=False)
+    assert error_ratio(dx, expected["dx"], "float64") <= 1.0
+
+
+def test_scan_backward_refuses_half_the_parameter_inputs():
+    memory, rates = numpy_memory(), (kernels.Rate(0.1), kernels.Rate(0.2), kernels.Rate(0.0))
+    gv = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="js, v0, voltages and shares come together"):
+        kernels.scan_backward(memory, "float64", gv, rates, np.empty_like(gv), js=np.zeros((3, 4)))
+
+
+# --- planted defects: a sign flipped in the adjoint's arithmetic ------------------------
+
+# (text in li_scan_backward, its replacement, which occurrence): each flips one sign.
+SIGN_FLIPS = [
+    ("lam = in.gv + (lam - rate_v * lam);", "lam = in.gv - (lam - rate_v * lam);", 0),
+    ("lam = in.gv + (lam - rate_v * lam);", "lam = in.gv + (lam + rate_v * lam);", 0),
+    ("const C kap = in.gi + mu;", "const C kap = in.gi - mu;", 0),
+    ("mu = rate_v * lam + (kap - rate_i * kap);", "mu = -rate_v * lam + (kap - rate_i * kap);", 0),
+    ("mu = rate_v * lam + (kap - rate_i * kap);", "mu = rate_v * lam - (kap - rate_i * kap);", 0),
+    ("mu = rate_v * lam + (kap - rate_i * kap);", "mu = rate_v * lam + (kap + rate_i * kap);", 0),
+    ("group_a += lam * ((leak - in.v_prev) + in.j);", "group_a -= lam * ((leak - in.v_prev) + in.j);", 0),
+    ("group_a += lam * ((leak - in.v_prev) + in.j);", "group_a += lam * ((leak + in.v_prev) + in.j);", 0),
+    ("group_a += lam * ((leak - in.v_prev) + in.j);", "group_a += lam * ((leak - in.v_prev) - in.j);", 0),
+    ("group_d += kap * in.j;", "group_d -= kap * in.j;", 0),
+    ("group_lam += lam;", "group_lam -= lam;", 0),
+    ("sum_a += group_a;", "sum_a -= group_a;", 0),
+    ("sum_a += group_a;", "sum_a -= group_a;", 1),
+    ("sum_d += group_d;", "sum_d -= group_d;", 0),
+    ("sum_d += group_d;", "sum_d -= group_d;", 1),
+    ("sum_lam += group_lam;", "sum_lam -= group_lam;", 0),
+    ("sum_lam += group_lam;", "sum_lam -= group_lam;", 1),
+    (
+        "C mu = gi_last != nullptr ? load(gi_last, n) : C(0);",
+        "C mu = gi_last != nullptr ? -load(gi_last, n) : C(0);",
+        0,
+    ),
+    ("store(dv0, n, lam - rate_v * lam);", "store(dv0, n, lam + rate_v * lam);", 0),
+    ("dd[n] = -sum_d;", "dd[n] = sum_d;", 0),
+    ("dv_leak[n] = rate_v * sum_lam;", "dv_leak[n] = -rate_v * sum_lam;", 0),
+]
+
+
+def backward_kernel_text(source: str) -> tuple[int, int]:
+    """Where ``li_scan_backward``'s definition starts and ends in the source."""
+    start = source.index("__global__ void li_scan_backward(")
+    return start, len(source)
+
+
+def planted(source: str, old: str, new: str, occurrence: int) -> str:
+    start, end = backward_kernel_text(source)
+    body = source[start:end]
+    places = [m.start() for m in re.finditer(re.escape(old), body)]
+    assert len(places) > occurrence, f"{old!r} occurs {len(places)} times in li_scan_backward"
+    at = places[occurrence]
+    return source[:start] + body[:at] + new + body[at + len(old) :]
+
+
+@pytest.fixture(scope="session")
+def mutants(tmp_path_factory):
+    """One host library with a copy of li_kernels.cu per sign flip, each in
+    its own namespace, exposing ``li_scan_backward<double>`` of copy k as
+    ``li_mutant_launch(k, ...)``."""
+    if host.compiler() is None:
+        pytest.skip("g++ is not on PATH: cannot build the kernels for the host")
+    directory = tmp_path_factory.mktemp("mutants")
+    source = launcher.KERNEL_SOURCE.read_text()
+    unit = ['#include "cuda_host.h"']
+    for k, flip in enumerate(SIGN_FLIPS):
+        (directory / f"mutant{k}.cu").write_text(planted(source, *flip))
+        unit.append(f'namespace mutant{k} {{\n#include "mutant{k}.cu"\n}}')
+    cases = "\n".join(
+        f"    case {k}: launch(&mutant{k}::li_scan_backward<double>, grid, block, args); return 0;"
+        for k in range(len(SIGN_FLIPS))
+    )
+    unit.append(
+        'extern "C" int li_mutant_launch(int k, unsigned grid, unsigned block, void** args) {\n'
+        f"    switch (k) {{\n{cases}\n    }}\n    return -1;\n}}\n"
+    )
+    (directory / "mutants.cpp").write_text("\n".join(unit))
+    return host.build(directory / "mutants.cpp", directory / "libmutants.so", includes=[directory], optimise="-O0")
+
+
+@pytest.mark.parametrize("k", range(len(SIGN_FLIPS)), ids=[f"{old} -> {new} #{n}" for old, new, n in SIGN_FLIPS])
+def test_each_sign_flip_in_li_scan_backward_fails_the_autograd_check(host_library, mutants, k):
+    """The float64 adjoint check above, with ``li_scan_backward<double>``
+    taken from a copy with one sign flipped, finds the flip in at least one of
+    a recorded and a final-current case with parameter gradients."""
+    signature = host_library.li_host_signature(b"li_scan_backward<double>").decode().split()
+
+    def run(launch: kernels.Launch) -> None:
+        if launch.kernel != "li_scan_backward<double>":
+            return run_on_host(host_library, launch)
+        params, _buffers = host.packed(launch.kernel, signature, launch.args)
+        assert mutants.li_mutant_launch(k, launch.grid[0], launch.block[0], params) == 0
+
+    steps, neurons, shapes = ADJOINT_CASES["T=37 (4 groups and 5), 150 neurons in 3 blocks, [N] rates"]
+    worst = max(
+        max(adjoint_error(run, AdjointCase(13, steps, neurons, shapes, record), "float64", True).values())
+        for record in (False, True)
+    )
+    assert worst > 1.0, f"the flip {SIGN_FLIPS[k][:2]} went unnoticed (error / tolerance {worst:.3g})"

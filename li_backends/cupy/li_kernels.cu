@@ -1,20 +1,20 @@
-// Leaky-integrator kernels of the ``cupy`` backend (SPEC section 1).
+// Leaky-integrator kernels, shared by the ``cupy`` backend and by torch on
+// CUDA (the contract (docs/contract.md), section 1).
 //
 // CuPy compiles this file with NVRTC (cupy.RawModule, one module per dtype);
 // the tests also compile it with nvcc for several GPU architectures and, for
-// the host, with g++ through tests/cuda_host/cuda_host.h.
+// the host, with g++ through tests/cuda_host/cuda_host.h. The Python side of a
+// launch (pointers, parameter structs, grid) is li_backends/cupy/kernels.py.
 //
 // Kernels are templated on the storage type T: float, double, or __half,
 // which is computed in float (Compute<T>::type). One thread per neuron, on a
 // 1-d grid of ceil(N / blockDim.x) blocks; indices are 64-bit (a scan touches
-// T*N elements, which may exceed 2^31).
+// T*N elements, which may exceed 2^31). No kernel divides by a rate.
 //
-// A parameter (tau_syn_inv, tau_mem_inv, v_leak) arrives as six arguments:
-// a constant `scalar` when `values` is null, else a small contiguous array read
-// through broadcasting: its non-broadcast axes form at most two runs of
-// consecutive neuron axes, and run r, of `size_r` elements, advances every
-// `inner_r` flat neuron indices, so that neuron n reads
-// values[(n / inner0 % size0) * size1 + n / inner1 % size1].
+// The recurrences run in increment form, with the per-step decay fractions
+// a = dt*tau_mem_inv and d = dt*tau_syn_inv used as they are: the decays
+// 1 - a and 1 - d are never formed, since in float32 they are rounded near 1
+// and would put a systematic error of up to eps/a into every step.
 
 #ifndef LI_CUDA_HOST
 #include <cuda_fp16.h>
@@ -31,11 +31,29 @@ template <typename T>
 __device__ __forceinline__ void store(T* p, long long k, T value) { p[k] = value; }
 __device__ __forceinline__ void store(__half* p, long long k, float value) { p[k] = __float2half_rn(value); }
 
-// A product rounded on its own: the compiler may not fuse it into an FMA, so
-// b = 1 - dt*tau_syn_inv is exactly 0 when dt*tau_syn_inv rounds to 1 (SPEC
-// section 4: with tau_inv = 1/dt the current stays exactly 0).
+// A product rounded on its own, never contracted into an FMA with what
+// follows: a rate dt*tau_inv that rounds to 1 is exactly 1, so that with
+// tau_syn_inv = 1/dt the current i = j - d*j stays exactly 0 (the contract,
+// section 4).
 __device__ __forceinline__ float mul_rn(float x, float y) { return __fmul_rn(x, y); }
 __device__ __forceinline__ double mul_rn(double x, double y) { return __dmul_rn(x, y); }
+
+// A parameter broadcast to the neurons, passed to a kernel by value.
+//
+// With `values` null every neuron reads `scalar`. Otherwise `values` is a
+// small contiguous array whose non-broadcast axes form at most two runs of
+// consecutive neuron axes; run r, of `size_r` elements, advances every
+// `inner_r` flat neuron indices, so that neuron n reads
+//   scale * values[(n / inner0 % size0) * size1 + n / inner1 % size1]
+// (the product rounded on its own; scale is dt for an inverse time constant
+// and 1 otherwise).
+template <typename T>
+struct Parameter {
+    const T* values;
+    typename Compute<T>::type scalar;
+    typename Compute<T>::type scale;
+    long long inner0, size0, inner1, size1;
+};
 
 // (n / inner) % size, without the divisions that change nothing.
 __device__ __forceinline__ long long run_index(long long n, long long inner, long long size) {
@@ -44,96 +62,199 @@ __device__ __forceinline__ long long run_index(long long n, long long inner, lon
     return q < size ? q : q % size;
 }
 
-// The value of a parameter at flat neuron index n (see the header).
+// The value of parameter p at flat neuron index n.
 template <typename T>
-__device__ __forceinline__ typename Compute<T>::type parameter(
-    const T* values, typename Compute<T>::type scalar,
-    long long inner0, long long size0, long long inner1, long long size1, long long n) {
-    if (values == nullptr) return scalar;
-    return load(values, run_index(n, inner0, size0) * size1 + run_index(n, inner1, size1));
+__device__ __forceinline__ typename Compute<T>::type value_at(const Parameter<T>& p, long long n) {
+    if (p.values == nullptr) return p.scalar;
+    return mul_rn(p.scale, load(p.values, run_index(n, p.inner0, p.size0) * p.size1 + run_index(n, p.inner1, p.size1)));
 }
 
-// One Euler step in the SPEC's order, for each of the n_neurons neurons:
-//   j = i + x;  v' = v + dt*tau_mem_inv*((v_leak - v) + j);  i' = j + (-dt*tau_syn_inv)*j
-// writes v' to v_new and to v_copy (two distinct outputs) and i' to i_new.
+// One neuron's rates and state in registers, advanced one Euler step at a time
+// in the contract's order:
+//   j = i + x;   v = v + a*((v_leak - v) + j);   i = j - d*j
+template <typename C>
+struct Neuron {
+    C a, d, v_leak, v, i;
+
+    __device__ __forceinline__ C advance(C x) {
+        const C j = i + x;
+        v = v + a * ((v_leak - v) + j);
+        i = j - d * j;
+        return j;
+    }
+};
+
+// One Euler step for each of the n_neurons neurons: writes v' to v_new and to
+// v_copy (two distinct outputs) and i' to i_new.
 template <typename T>
 __global__ void li_step(
     const T* __restrict__ x, const T* __restrict__ v, const T* __restrict__ i,
-    const T* __restrict__ syn_values, typename Compute<T>::type syn_scalar,
-    long long syn_inner0, long long syn_size0, long long syn_inner1, long long syn_size1,
-    const T* __restrict__ mem_values, typename Compute<T>::type mem_scalar,
-    long long mem_inner0, long long mem_size0, long long mem_inner1, long long mem_size1,
-    const T* __restrict__ leak_values, typename Compute<T>::type leak_scalar,
-    long long leak_inner0, long long leak_size0, long long leak_inner1, long long leak_size1,
-    typename Compute<T>::type dt,
-    T* __restrict__ v_new, T* __restrict__ v_copy, T* __restrict__ i_new,
-    long long n_neurons) {
+    Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
+    T* __restrict__ v_new, T* __restrict__ v_copy, T* __restrict__ i_new, long long n_neurons) {
     typedef typename Compute<T>::type C;
     const long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= n_neurons) return;
-    const C tau_syn_inv = parameter(syn_values, syn_scalar, syn_inner0, syn_size0, syn_inner1, syn_size1, n);
-    const C tau_mem_inv = parameter(mem_values, mem_scalar, mem_inner0, mem_size0, mem_inner1, mem_size1, n);
-    const C v_leak = parameter(leak_values, leak_scalar, leak_inner0, leak_size0, leak_inner1, leak_size1, n);
-    const C v0 = load(v, n);
-    const C j = load(i, n) + load(x, n);
-    const C v1 = v0 + dt * tau_mem_inv * ((v_leak - v0) + j);
-    const C i1 = j + (-dt * tau_syn_inv) * j;
-    store(v_new, n, v1);
-    store(v_copy, n, v1);
-    store(i_new, n, i1);
+    Neuron<C> neuron = {value_at(a, n), value_at(d, n), value_at(v_leak, n), load(v, n), load(i, n)};
+    neuron.advance(load(x, n));
+    store(v_new, n, neuron.v);
+    store(v_copy, n, neuron.v);
+    store(i_new, n, neuron.i);
 }
 
-// Inputs a scan thread loads ahead of the recurrence, so that it has that many
+// Steps whose inputs a scan thread loads as one group. The next group is
+// loaded while this one is computed, so a thread has up to two groups of
 // reads in flight although each step depends on the previous one.
-#define LI_SCAN_LOOKAHEAD 16
+#define LI_SCAN_GROUP 16
 
 // The whole sequence in one launch: thread n keeps neuron n's state in
 // registers and walks the time-major [steps, n_neurons] input, so a warp reads
-// and writes consecutive addresses at every step. With a = dt*tau_mem_inv,
-// b = 1 - dt*tau_syn_inv, c = 1 - a:
-//   j_t = i_{t-1} + x_t;  v_t = c*v_{t-1} + a*(j_t + v_leak);  i_t = b*j_t
-// Writes v_t to voltages[t] (and to voltages_copy[t]), i_t to currents[t], and
-// the final state to v_last and i_last; a null output is not written.
+// and writes consecutive addresses at every step. Writes v_t to voltages[t]
+// (and to voltages_copy[t]), i_t to currents[t], j_t = i_{t-1} + x_t to js[t],
+// and the final state to v_last and i_last; a null output is not written.
 template <typename T>
 __global__ void li_scan(
-    const T* __restrict__ xs, const T* __restrict__ v, const T* __restrict__ i,
-    const T* __restrict__ syn_values, typename Compute<T>::type syn_scalar,
-    long long syn_inner0, long long syn_size0, long long syn_inner1, long long syn_size1,
-    const T* __restrict__ mem_values, typename Compute<T>::type mem_scalar,
-    long long mem_inner0, long long mem_size0, long long mem_inner1, long long mem_size1,
-    const T* __restrict__ leak_values, typename Compute<T>::type leak_scalar,
-    long long leak_inner0, long long leak_size0, long long leak_inner1, long long leak_size1,
-    typename Compute<T>::type dt,
-    T* __restrict__ voltages, T* __restrict__ voltages_copy, T* __restrict__ currents,
-    T* __restrict__ v_last, T* __restrict__ i_last,
-    long long steps, long long n_neurons) {
+    const T* __restrict__ xs, const T* __restrict__ v0, const T* __restrict__ i0,
+    Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
+    T* __restrict__ voltages, T* __restrict__ voltages_copy, T* __restrict__ currents, T* __restrict__ js,
+    T* __restrict__ v_last, T* __restrict__ i_last, long long steps, long long n_neurons) {
     typedef typename Compute<T>::type C;
     const long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= n_neurons) return;
-    const C a = mul_rn(dt, parameter(mem_values, mem_scalar, mem_inner0, mem_size0, mem_inner1, mem_size1, n));
-    const C b = C(1) - mul_rn(dt, parameter(syn_values, syn_scalar, syn_inner0, syn_size0, syn_inner1, syn_size1, n));
-    const C c = C(1) - a;
-    const C v_leak = parameter(leak_values, leak_scalar, leak_inner0, leak_size0, leak_inner1, leak_size1, n);
-    C voltage = load(v, n);
-    C current = load(i, n);
+    Neuron<C> neuron = {value_at(a, n), value_at(d, n), value_at(v_leak, n), load(v0, n), load(i0, n)};
     // One step with input x, writing at flat index k = t * n_neurons + n.
     auto advance = [&](C x, long long k) {
-        const C j = current + x;
-        voltage = c * voltage + a * (j + v_leak);
-        current = b * j;
-        store(voltages, k, voltage);
-        if (voltages_copy != nullptr) store(voltages_copy, k, voltage);
-        if (currents != nullptr) store(currents, k, current);
+        const C j = neuron.advance(x);
+        store(voltages, k, neuron.v);
+        if (voltages_copy != nullptr) store(voltages_copy, k, neuron.v);
+        if (currents != nullptr) store(currents, k, neuron.i);
+        if (js != nullptr) store(js, k, j);
     };
-    long long t = 0, k = n;
-    for (; t + LI_SCAN_LOOKAHEAD <= steps; t += LI_SCAN_LOOKAHEAD) {
-        C ahead[LI_SCAN_LOOKAHEAD];
+    const long long groups = steps / LI_SCAN_GROUP, stride = n_neurons;
+    long long k = n;
+    C group[LI_SCAN_GROUP];
+    if (groups > 0) {
 #pragma unroll
-        for (int u = 0; u < LI_SCAN_LOOKAHEAD; ++u) ahead[u] = load(xs, k + u * n_neurons);
-#pragma unroll
-        for (int u = 0; u < LI_SCAN_LOOKAHEAD; ++u, k += n_neurons) advance(ahead[u], k);
+        for (int u = 0; u < LI_SCAN_GROUP; ++u) group[u] = load(xs, k + u * stride);
     }
-    for (; t < steps; ++t, k += n_neurons) advance(load(xs, k), k);
-    if (v_last != nullptr) store(v_last, n, voltage);
-    if (i_last != nullptr) store(i_last, n, current);
+    for (long long g = 0; g < groups; ++g) {
+        const bool more = g + 1 < groups;
+        C next[LI_SCAN_GROUP];
+        if (more) {
+#pragma unroll
+            for (int u = 0; u < LI_SCAN_GROUP; ++u) next[u] = load(xs, k + (LI_SCAN_GROUP + u) * stride);
+        }
+#pragma unroll
+        for (int u = 0; u < LI_SCAN_GROUP; ++u, k += stride) advance(group[u], k);
+        if (more) {
+#pragma unroll
+            for (int u = 0; u < LI_SCAN_GROUP; ++u) group[u] = next[u];
+        }
+    }
+    for (long long t = groups * LI_SCAN_GROUP; t < steps; ++t, k += stride) advance(load(xs, k), k);
+    if (v_last != nullptr) store(v_last, n, neuron.v);
+    if (i_last != nullptr) store(i_last, n, neuron.i);
+}
+
+// Steps whose inputs a backward thread loads as one group (up to four
+// sequences per step, two groups in flight).
+#define LI_BACKWARD_GROUP 8
+
+// What the adjoint reads at one step t: the gradients of v_t and of i_t, and
+// for the parameter gradients j_t and v_{t-1}.
+template <typename C>
+struct AdjointInput {
+    C gv, gi, j, v_prev;
+};
+
+// The adjoint of li_scan, in reverse time. With lam, kap, mu the gradients of
+// the loss with respect to v_t, i_t and j_t (all zero after the last step):
+//   lam_t = gv_t + (lam_{t+1} - a*lam_{t+1})
+//   kap_t = gi_t + mu_{t+1}
+//   mu_t  = a*lam_t + (kap_t - d*kap_t)
+// and dL/dx_t = mu_t (written to dx[t]), dL/dv0 = lam_0 - a*lam_0 (to dv0),
+// dL/di0 = mu_0 (to di0). gi_t is gis[t] where gis is given (gradients of the
+// recorded currents) plus, at the last step, gi_last[n] where that is given
+// (the gradient of the final current); a null gradient is zero.
+//
+// Parameter gradients, when js is given (then v0 and voltages are too): each
+// neuron's share of them, to be summed to each parameter's shape by the caller,
+//   da[n] = sum_t lam_t*((v_leak - v_{t-1}) + j_t),   dd[n] = -sum_t kap_t*j_t,
+//   dv_leak[n] = a * sum_t lam_t
+// (v_{-1} = v0[n]), each sum accumulated group by group in the compute type.
+template <typename T>
+__global__ void li_scan_backward(
+    const T* __restrict__ gv, const T* __restrict__ gis, const T* __restrict__ gi_last,
+    Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
+    const T* __restrict__ v0, const T* __restrict__ voltages, const T* __restrict__ js,
+    T* __restrict__ dx, T* __restrict__ dv0, T* __restrict__ di0,
+    typename Compute<T>::type* __restrict__ da, typename Compute<T>::type* __restrict__ dd,
+    typename Compute<T>::type* __restrict__ dv_leak, long long steps, long long n_neurons) {
+    typedef typename Compute<T>::type C;
+    const long long n = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= n_neurons) return;
+    const C rate_v = value_at(a, n), rate_i = value_at(d, n), leak = value_at(v_leak, n);
+    const bool parameters = js != nullptr;
+    const long long stride = n_neurons;
+    C lam = C(0);
+    // mu_{t+1} before step t; at the last step it stands in for the final current's gradient
+    C mu = gi_last != nullptr ? load(gi_last, n) : C(0);
+    C sum_a = C(0), sum_d = C(0), sum_lam = C(0);
+    auto read = [&](long long t) {
+        const long long k = t * stride + n;
+        AdjointInput<C> in = {load(gv, k), gis != nullptr ? load(gis, k) : C(0), C(0), C(0)};
+        if (parameters) {
+            in.j = load(js, k);
+            in.v_prev = t > 0 ? load(voltages, k - stride) : load(v0, n);
+        }
+        return in;
+    };
+    // Step t from its inputs, adding to the parameter sums of its group.
+    auto step = [&](const AdjointInput<C>& in, long long t, C& group_a, C& group_d, C& group_lam) {
+        const C kap = in.gi + mu;
+        lam = in.gv + (lam - rate_v * lam);
+        mu = rate_v * lam + (kap - rate_i * kap);
+        store(dx, t * stride + n, mu);
+        if (parameters) {
+            group_a += lam * ((leak - in.v_prev) + in.j);
+            group_d += kap * in.j;
+            group_lam += lam;
+        }
+    };
+    const long long groups = steps / LI_BACKWARD_GROUP;
+    long long t = steps - 1;  // the latest step not yet run
+    AdjointInput<C> group[LI_BACKWARD_GROUP];
+    if (groups > 0) {
+#pragma unroll
+        for (int u = 0; u < LI_BACKWARD_GROUP; ++u) group[u] = read(t - u);
+    }
+    for (long long g = 0; g < groups; ++g) {
+        const bool more = g + 1 < groups;
+        AdjointInput<C> next[LI_BACKWARD_GROUP];
+        if (more) {
+#pragma unroll
+            for (int u = 0; u < LI_BACKWARD_GROUP; ++u) next[u] = read(t - LI_BACKWARD_GROUP - u);
+        }
+        C group_a = C(0), group_d = C(0), group_lam = C(0);
+#pragma unroll
+        for (int u = 0; u < LI_BACKWARD_GROUP; ++u, --t) step(group[u], t, group_a, group_d, group_lam);
+        sum_a += group_a;
+        sum_d += group_d;
+        sum_lam += group_lam;
+        if (more) {
+#pragma unroll
+            for (int u = 0; u < LI_BACKWARD_GROUP; ++u) group[u] = next[u];
+        }
+    }
+    C group_a = C(0), group_d = C(0), group_lam = C(0);
+    for (; t >= 0; --t) step(read(t), t, group_a, group_d, group_lam);  // fewer than a group
+    sum_a += group_a;
+    sum_d += group_d;
+    sum_lam += group_lam;
+    if (dv0 != nullptr) store(dv0, n, lam - rate_v * lam);
+    if (di0 != nullptr) store(di0, n, mu);
+    if (parameters) {
+        da[n] = sum_a;
+        dd[n] = -sum_d;
+        dv_leak[n] = rate_v * sum_lam;
+    }
 }

@@ -6,11 +6,14 @@
 // launch() runs a kernel the way cuLaunchKernel would on a 1-d grid: every
 // thread of every block, one after the other, with blockIdx, threadIdx,
 // blockDim and gridDim set, its arguments given as an array of pointers to
-// each argument's value (cuLaunchKernel's kernelParams). The kernels use no
-// shared memory and no barriers, so running threads one by one is faithful.
+// each argument's value (cuLaunchKernel's kernelParams; a struct argument's
+// bytes are copied as the driver copies them). The kernels use no shared
+// memory and no barriers, so running threads one by one is faithful.
 #pragma once
 
 #include <cstddef>
+#include <cstring>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -33,15 +36,25 @@ struct dim3 {
 };
 inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 
+// The value of a kernel parameter of type P from the bytes at `arg`, copied
+// as cuLaunchKernel copies them (the bytes need not be aligned for P).
+template <typename P>
+P argument(const void* arg) {
+    P value;
+    std::memcpy(static_cast<void*>(&value), arg, sizeof(P));
+    return value;
+}
+
 template <typename... P, std::size_t... I>
 void launch_threads(void (*kernel)(P...), unsigned grid, unsigned block, void** args, std::index_sequence<I...>) {
+    const std::tuple<std::remove_cv_t<P>...> values{argument<std::remove_cv_t<P>>(args[I])...};
     gridDim = dim3{grid, 1, 1};
     blockDim = dim3{block, 1, 1};
     for (unsigned b = 0; b < grid; ++b) {
         for (unsigned t = 0; t < block; ++t) {
             blockIdx = dim3{b, 0, 0};
             threadIdx = dim3{t, 0, 0};
-            kernel(*static_cast<std::remove_cv_t<P>*>(args[I])...);
+            kernel(std::get<I>(values)...);
         }
     }
 }

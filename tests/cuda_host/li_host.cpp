@@ -11,11 +11,14 @@
 
 namespace {
 
-// "p4" for a pointer to 4-byte elements, "f8" for a double, "i8" for a long long, ...
+// "p4" for a pointer to 4-byte elements, "f8" for a double, "i8" for a long long,
+// "s48" for a 48-byte struct passed by value, ...
 template <typename P>
 std::string code() {
     if constexpr (std::is_pointer_v<P>) {
         return "p" + std::to_string(sizeof(std::remove_pointer_t<P>));
+    } else if constexpr (std::is_class_v<P>) {
+        return "s" + std::to_string(sizeof(P));
     } else {
         const char* kind = std::is_floating_point_v<P> ? "f" : std::is_signed_v<P> ? "i" : "u";
         return kind + std::to_string(sizeof(P));
@@ -46,6 +49,7 @@ struct Kernel {
 const Kernel kernels[] = {
     LI_KERNEL(li_step<float>), LI_KERNEL(li_step<double>), LI_KERNEL(li_step<__half>),
     LI_KERNEL(li_scan<float>), LI_KERNEL(li_scan<double>), LI_KERNEL(li_scan<__half>),
+    LI_KERNEL(li_scan_backward<float>), LI_KERNEL(li_scan_backward<double>), LI_KERNEL(li_scan_backward<__half>),
 };
 
 const Kernel* find(const char* name) {
