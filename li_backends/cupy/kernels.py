@@ -196,22 +196,27 @@ def scan(
 
 
 def scan_backward(
-    memory: Memory, dtype: str, gv: Any, rates: tuple[Rate, Rate, Rate], dx: Any, *, gis: Any = None,
-    gi_last: Any = None, v0: Any = None, voltages: Any = None, js: Any = None, dv0: Any = None, di0: Any = None,
-    shares: tuple[Any, Any, Any] | None = None,
+    memory: Memory, dtype: str, gv: Any, rates: tuple[Rate, Rate, Rate], dx: Any, *,
+    gv_strides: tuple[int, int] | None = None, gis: Any = None, gi_last: Any = None, v0: Any = None,
+    voltages: Any = None, js: Any = None, dv0: Any = None, di0: Any = None, shares: tuple[Any, Any, Any] | None = None,
 ) -> Launch:  # fmt: skip
     """``li_scan_backward<T>`` from the voltages' gradient ``gv``
     ``[T, *neurons]`` and the currents' (``gis`` ``[T, *neurons]`` and/or the
     final current's ``gi_last``; None is zero) into ``dx`` (and ``dv0``,
-    ``di0`` where given). With ``js`` (then ``v0`` and ``voltages`` too) it
-    writes each neuron's share of ``(dL/da, dL/dd, dL/dv_leak)`` into
-    ``shares``, three arrays of the neuron shape in the compute type."""
-    steps, neurons = gv.shape[0], tuple(gv.shape[1:])
+    ``di0`` where given). ``gv`` is C-contiguous unless ``gv_strides`` says
+    otherwise: ``(step, neuron)`` elements such that neuron ``n`` at step
+    ``t`` reads element ``t*step + n*neuron`` from ``gv``'s address (0 for a
+    broadcast axis). With ``js`` (then ``v0`` and ``voltages`` too) it writes
+    each neuron's share of ``(dL/da, dL/dd, dL/dv_leak)`` into ``shares``,
+    three arrays of the neuron shape in the compute type."""
+    steps, neurons = dx.shape[0], tuple(dx.shape[1:])  # (gv may be broadcast)
     n = math.prod(neurons)
+    step, neuron = (n, 1) if gv_strides is None else gv_strides
     if (js is None) != (shares is None) or (js is not None and (v0 is None or voltages is None)):
         raise ValueError("scan_backward: js, v0, voltages and shares come together (parameter gradients)")
     kernel, grid, block, structs, keep = _common(memory, dtype, "backward", rates, neurons)
-    inputs = [_pointer(memory, array) for array in (gv, gis, gi_last)]
+    inputs = [_pointer(memory, gv), numpy.int64(step), numpy.int64(neuron), _pointer(memory, gis)]
+    inputs.append(_pointer(memory, gi_last))
     saved = [_pointer(memory, array) for array in (v0, voltages, js)]
     outputs = [_pointer(memory, array) for array in (dx, dv0, di0, *(shares or (None, None, None)))]
     args = (*inputs, *structs, *saved, *outputs, numpy.int64(steps), numpy.int64(n))

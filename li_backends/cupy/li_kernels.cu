@@ -172,9 +172,12 @@ struct AdjointInput {
 //   kap_t = gi_t + mu_{t+1}
 //   mu_t  = a*lam_t + (kap_t - d*kap_t)
 // and dL/dx_t = mu_t (written to dx[t]), dL/dv0 = lam_0 - a*lam_0 (to dv0),
-// dL/di0 = mu_0 (to di0). gi_t is gis[t] where gis is given (gradients of the
-// recorded currents) plus, at the last step, gi_last[n] where that is given
-// (the gradient of the final current); a null gradient is zero.
+// dL/di0 = mu_0 (to di0). gv_t of neuron n is gv[t*gv_step + n*gv_neuron]:
+// (n_neurons, 1) for a contiguous sequence, 0 where it is broadcast (the
+// gradient of a sum arrives as one number broadcast to every element). gi_t
+// is gis[t] where gis is given (gradients of the recorded currents) plus, at
+// the last step, gi_last[n] where that is given (the gradient of the final
+// current); a null gradient is zero.
 //
 // Parameter gradients, when js is given (then v0 and voltages are too): each
 // neuron's share of them, to be summed to each parameter's shape by the caller,
@@ -183,8 +186,8 @@ struct AdjointInput {
 // (v_{-1} = v0[n]), each sum accumulated group by group in the compute type.
 template <typename T>
 __global__ void li_scan_backward(
-    const T* __restrict__ gv, const T* __restrict__ gis, const T* __restrict__ gi_last,
-    Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
+    const T* __restrict__ gv, long long gv_step, long long gv_neuron,
+    const T* __restrict__ gis, const T* __restrict__ gi_last, Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
     const T* __restrict__ v0, const T* __restrict__ voltages, const T* __restrict__ js,
     T* __restrict__ dx, T* __restrict__ dv0, T* __restrict__ di0,
     typename Compute<T>::type* __restrict__ da, typename Compute<T>::type* __restrict__ dd,
@@ -201,7 +204,7 @@ __global__ void li_scan_backward(
     C sum_a = C(0), sum_d = C(0), sum_lam = C(0);
     auto read = [&](long long t) {
         const long long k = t * stride + n;
-        AdjointInput<C> in = {load(gv, k), gis != nullptr ? load(gis, k) : C(0), C(0), C(0)};
+        AdjointInput<C> in = {load(gv, t * gv_step + n * gv_neuron), gis != nullptr ? load(gis, k) : C(0), C(0), C(0)};
         if (parameters) {
             in.j = load(js, k);
             in.v_prev = t > 0 ? load(voltages, k - stride) : load(v0, n);

@@ -58,6 +58,17 @@ def host_library(directory: pathlib.Path) -> ctypes.CDLL:
     return lib
 
 
+_LIBRARIES: list[ctypes.CDLL] = []
+
+
+def session_library(tmp_path_factory: Any) -> ctypes.CDLL:
+    """The host build for a pytest session: built on first use (in a
+    directory of ``tmp_path_factory``), then shared by every test file."""
+    if not _LIBRARIES:
+        _LIBRARIES.append(host_library(tmp_path_factory.mktemp("cuda_host")))
+    return _LIBRARIES[0]
+
+
 class HostArray(np.ndarray):
     """A NumPy array in the role of a ``cupy.ndarray``: its ``device`` is a
     context manager and ``data.ptr`` its address (C-contiguous arrays only,

@@ -1,0 +1,139 @@
+"""torch on CUDA through the fused kernels of ``li_backends/cupy/li_kernels.cu``:
+the CUDA implementations of ``li_neurons::scan`` and ``li_neurons::scan_backward``.
+
+One launch per direction and sequence: ``li_scan`` forward, the adjoint
+``li_scan_backward`` in reverse time (the recurrences of :mod:`.ops`). The
+kernels run on the tensors' own memory (``data_ptr``), on the device of the
+inputs and on torch's current stream there, launched through CuPy, which
+compiles them with NVRTC on first use. Inputs are made contiguous first,
+except a voltage gradient broadcast along whole axes (the gradient of a sum),
+which the adjoint reads in place. A rate that is a 0-d CPU tensor (a Python
+float made a tensor) is passed by value; a rate on the device is read through
+broadcasting, never expanded. Each neuron's share of the parameter gradients
+is summed to the parameter's shape with ``Tensor.sum_to_size``.
+
+Importing this module imports neither torch nor CuPy.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+from typing import Any
+
+from li_backends.cupy import kernels, launcher
+from li_backends.cupy.kernels import Memory, Rate
+
+#: the extra that installs CuPy for the fused path
+EXTRA = 'pip install "li-neurons[cuda]"'
+
+
+def _torch() -> Any:
+    return sys.modules.get("torch") or importlib.import_module("torch")
+
+
+@functools.cache
+def fused_unavailable() -> str | None:
+    """None when torch on CUDA can run the fused kernels here, else why not
+    (the real error of importing CuPy). Checked once per process."""
+    try:
+        importlib.import_module("cupy")
+    except Exception as exc:  # noqa: BLE001 - the error is the reported reason
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _laid_out(tensor: Any, shape: tuple[int, ...]) -> Any:
+    return tensor.expand(shape).contiguous()
+
+
+#: how the launches reach torch tensors
+MEMORY = Memory(lambda tensor: tensor.data_ptr(), _laid_out)
+
+
+def _dtype(xs: Any) -> str:
+    """The kernels' dtype name of ``xs`` (float16, float32 or float64)."""
+    name = str(xs.dtype).removeprefix("torch.")
+    if name not in kernels.C_TYPES:
+        raise TypeError(f"xs: the fused CUDA scan computes float16, float32 and float64, not {xs.dtype}")
+    return name
+
+
+def _rates(a: Any, d: Any, v_leak: Any, like: Any) -> tuple[Rate, Rate, Rate]:
+    """``(a, d, v_leak)`` for the kernels: a one-element CPU tensor by value,
+    a tensor on the device (and of the dtype) of ``like`` by address."""
+    device = like.device
+
+    def rate(name: str, t: Any) -> Rate:
+        if t.device == device:
+            if t.dtype != like.dtype:
+                raise TypeError(f"{name}: a rate of dtype {t.dtype} for inputs of dtype {like.dtype}")
+            return Rate(t)
+        if t.device.type == "cpu" and t.numel() == 1:
+            return Rate(float(t.item()))
+        raise ValueError(f"{name}: a rate on {t.device} with shape {tuple(t.shape)} for inputs on {device}")
+
+    return rate("a", a), rate("d", d), rate("v_leak", v_leak)
+
+
+def _issue(launch: kernels.Launch, device: Any) -> None:
+    """``launch`` on ``device`` and torch's current stream there."""
+    stream = _torch().cuda.current_stream(device).cuda_stream
+    launcher.launch(launch, device=device.index, stream=stream)
+
+
+def scan(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool) -> tuple[Any, Any, Any]:
+    """``li_neurons::scan`` on CUDA: ``(voltages [T, ...], currents [T, ...]
+    if record else the final i, the j sequence if keep else an empty tensor)``."""
+    dtype, neurons = _dtype(xs), tuple(xs.shape[1:])
+    rates = _rates(a, d, v_leak, xs)
+    xs, v0, i0 = (t.expand(shape).contiguous() for t, shape in ((xs, xs.shape), (v0, neurons), (i0, neurons)))
+    voltages = xs.new_empty(xs.shape)
+    currents = xs.new_empty(xs.shape if record else neurons)
+    js = xs.new_empty(xs.shape if keep else (0,))
+    outputs = {"currents": currents} if record else {"i_last": currents}
+    if keep:
+        outputs["js"] = js
+    _issue(kernels.scan(MEMORY, dtype, xs, v0, i0, rates, voltages, **outputs), xs.device)
+    return voltages, currents, js
+
+
+def _strides(gv: Any) -> tuple[Any, tuple[int, int] | None]:
+    """``gv`` as the adjoint reads it: in place with ``(step, neuron)``
+    strides where its neuron axes are all contiguous or all broadcast (any
+    step stride), else a contiguous copy (and None)."""
+    if all(stride == 0 for size, stride in zip(gv.shape[1:], gv.stride()[1:]) if size > 1):
+        return gv, (gv.stride(0), 0)
+    if gv[0].is_contiguous():
+        return gv, (gv.stride(0), 1)
+    return gv.contiguous(), None
+
+
+def scan_backward(
+    gv: Any, gi: Any, a: Any, d: Any, v_leak: Any, v0: Any, voltages: Any, js: Any, record: bool, need_v0: bool
+) -> list[Any]:
+    """``li_neurons::scan_backward`` on CUDA: ``[dx, dv0, di0]`` plus, when
+    ``js`` is given, ``[da, dd, dv_leak]`` summed to the parameters' shapes.
+    ``dv0`` is always computed (one value per neuron), so ``need_v0`` changes
+    nothing here."""
+    dtype, neurons = _dtype(gv), tuple(gv.shape[1:])
+    rates = _rates(a, d, v_leak, gv)
+    gv, gv_strides = _strides(gv)
+    gi = gi.expand(gv.shape if record else neurons).contiguous()
+    dx = gv.new_empty(gv.shape)
+    dv0, di0 = gv.new_empty(neurons), gv.new_empty(neurons)
+    inputs = {"gis": gi} if record else {"gi_last": gi}
+    shares = None
+    if js is not None:
+        saved = [t.expand(shape).contiguous() for t, shape in ((v0, neurons), (voltages, gv.shape), (js, gv.shape))]
+        inputs.update(zip(("v0", "voltages", "js"), saved))
+        shares = (gv.new_empty(neurons), gv.new_empty(neurons), gv.new_empty(neurons))
+    launch = kernels.scan_backward(
+        MEMORY, dtype, gv, rates, dx, gv_strides=gv_strides, dv0=dv0, di0=di0, shares=shares, **inputs
+    )
+    _issue(launch, dx.device)
+    grads = [dx, dv0, di0]
+    if shares is not None:
+        grads += [share.sum_to_size(p.shape) for share, p in zip(shares, (a, d, v_leak))]
+    return grads

@@ -1,0 +1,321 @@
+"""torch on CUDA through the fused kernels (``li_backends/torch/cuda.py``).
+
+Without a GPU, the bridge's own code (contiguity, rates by value or by
+address, output allocation, the launch marshalling, the broadcast voltage
+gradient read in place, the parameter gradients summed with
+``sum_to_size``) runs on CPU tensors against the host build of the kernels
+(``tests/cuda_host``), through the real launcher with a stand-in for CuPy,
+and is compared with torch autograd through a loop of Euler steps. On a CUDA
+device, the fused path is compared with torch's own path on the CPU (values
+and gradients), on a side stream and on the tensor's own device.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed")
+
+from cuda_host import host  # noqa: E402
+
+from li_backends.cupy import kernels  # noqa: E402
+from li_backends.torch import cuda  # noqa: E402
+from li_core.testing.tolerances import error_ratio  # noqa: E402
+
+CUDA_REASON = (
+    "no CUDA device: torch.cuda.is_available() is False"
+    if not torch.cuda.is_available()
+    else (f"CuPy is not importable ({cuda.fused_unavailable()})" if cuda.fused_unavailable() else None)
+)
+needs_gpu = pytest.mark.skipif(CUDA_REASON is not None, reason=f"the fused CUDA path cannot run here: {CUDA_REASON}")
+
+
+@pytest.fixture(scope="session")
+def host_library(tmp_path_factory):
+    if host.compiler() is None:
+        pytest.skip("g++ is not on PATH: cannot build the kernels for the host")
+    return host.session_library(tmp_path_factory)
+
+
+@pytest.fixture
+def on_host(host_library, monkeypatch):
+    """The bridge launching on the host build (CPU tensors; torch's current
+    stream stands in as handle 77); yields the stand-in's Placement."""
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: types.SimpleNamespace(cuda_stream=77))
+    with host.cupy_on_host(host_library) as (_memory, placement):
+        yield placement
+
+
+# --- cases ------------------------------------------------------------------------------
+
+
+def random_rates(rng, shapes, dtype, device="cpu"):
+    """(a, d, v_leak) as tensors: None means a 0-d CPU tensor (a Python float
+    made a tensor), else a tensor of that shape on ``device``."""
+    lows, highs = (0.05, 0.05, -1.0), (0.45, 0.45, 1.0)
+    rates = []
+    for shape, low, high in zip(shapes, lows, highs):
+        if shape is None:
+            rates.append(torch.tensor(float(rng.uniform(low, high)), dtype=dtype))
+        else:
+            rates.append(torch.tensor(rng.uniform(low, high, size=shape), dtype=dtype, device=device))
+    return rates
+
+
+def euler_loop(xs, v0, i0, a, d, v_leak):
+    """The contract's Euler steps in torch ops: ``(voltages, currents, js)``."""
+    v, i, vs, currents, js = v0, i0, [], [], []
+    for x in xs.unbind(0):
+        j = i + x
+        v = v + a * ((v_leak - v) + j)
+        i = j - d * j
+        vs.append(v)
+        currents.append(i)
+        js.append(j)
+    return torch.stack(vs), torch.stack(currents), torch.stack(js)
+
+
+def check(got, expected, dtype, what):
+    ratio = error_ratio(got.detach().double().cpu().numpy(), expected.detach().double().cpu().numpy(), dtype)
+    assert ratio <= 1.0, f"{what}: error / tolerance {ratio:.3g}"
+
+
+RATE_SHAPES = {
+    "[N] rates": ((37,), [(70,), (70,), (70,)]),
+    "[B, 1], full and 0-d CPU rates": ((1,), [(3, 1), (3, 70), None]),
+    "float rates, [N] v_leak": ((16,), [None, None, (70,)]),
+}
+
+
+# --- the bridge on the host build ----------------------------------------------------
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["no-js", "js"])
+@pytest.mark.parametrize("record", [False, True], ids=["final", "record"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", RATE_SHAPES, ids=list(RATE_SHAPES))
+def test_scan_matches_the_euler_loop(on_host, case, dtype, record, keep):
+    (steps,), shapes = RATE_SHAPES[case]
+    rng = np.random.default_rng(1)
+    xs = torch.tensor(rng.normal(size=(steps, 3, 70)), dtype=dtype)
+    v0, i0 = (torch.tensor(rng.normal(size=(3, 70)), dtype=dtype) for _ in range(2))
+    a, d, v_leak = random_rates(rng, shapes, dtype)
+    voltages, currents, js = cuda.scan(xs, v0, i0, a, d, v_leak, record, keep)
+    expected = euler_loop(*(t.double() for t in (xs, v0, i0, a, d, v_leak)))
+    name = str(dtype).removeprefix("torch.")
+    check(voltages, expected[0], name, "voltages")
+    check(currents, expected[1] if record else expected[1][-1], name, "currents")
+    if keep:
+        check(js, expected[2], name, "js")
+    else:
+        assert js.shape == (0,)
+    assert all(t.dtype == dtype for t in (voltages, currents, js))
+    assert on_host.launches == [(f"li_scan<{kernels.C_TYPES[name]}>", None, None)]
+
+
+@pytest.mark.parametrize("parameters", [False, True], ids=["inputs", "parameters"])
+@pytest.mark.parametrize("record", [False, True], ids=["final", "record"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("case", RATE_SHAPES, ids=list(RATE_SHAPES))
+def test_scan_backward_matches_autograd(on_host, case, dtype, record, parameters):
+    """``[dx, dv0, di0]`` (and the parameter gradients summed to each rate's
+    shape, 0-d CPU rates included) against autograd through the Euler loop."""
+    (steps,), shapes = RATE_SHAPES[case]
+    rng = np.random.default_rng(2)
+    name = str(dtype).removeprefix("torch.")
+    xs = torch.tensor(rng.normal(size=(steps, 3, 70)), dtype=dtype)
+    v0, i0 = (torch.tensor(rng.normal(size=(3, 70)), dtype=dtype) for _ in range(2))
+    rates = random_rates(rng, shapes, dtype)
+    gv = torch.tensor(rng.normal(size=(steps, 3, 70)), dtype=dtype)
+    gi = torch.tensor(rng.normal(size=(steps, 3, 70) if record else (3, 70)), dtype=dtype)
+
+    leaves = [t.double().requires_grad_() for t in (xs, v0, i0, *rates)]
+    vs, currents, _ = euler_loop(*leaves)
+    loss = (gv.double() * vs).sum() + (gi.double() * (currents if record else currents[-1])).sum()
+    expected = torch.autograd.grad(loss, leaves)
+
+    voltages, _, js = cuda.scan(xs, v0, i0, *rates, record, parameters)
+    saved = (v0, voltages, js) if parameters else (None, None, None)
+    grads = cuda.scan_backward(gv, gi, *rates, *saved, record, True)
+    assert len(grads) == (6 if parameters else 3)
+    for got, want, what in zip(grads, expected, ("dx", "dv0", "di0", "da", "dd", "dv_leak")):
+        assert got.shape == want.shape and got.dtype == dtype, (what, got.shape, got.dtype)
+        check(got, want, name, what)
+
+
+@pytest.mark.parametrize("gradient", ["sum", "sum over time", "sliced"])
+def test_scan_backward_reads_broadcast_voltage_gradients_in_place(on_host, gradient):
+    """The gradient of ``vs.sum()`` is one number broadcast to every element,
+    that of ``vs.sum(0)`` is broadcast over time: both are read in place (the
+    bridge passes their strides); a sliced gradient is made contiguous."""
+    rng = np.random.default_rng(3)
+    rates = random_rates(rng, [(70,), (3, 1), None], torch.float64)
+    xs = torch.tensor(rng.normal(size=(21, 3, 70)))
+    v0, i0 = torch.zeros(3, 70), torch.zeros(3, 70)
+    full = torch.tensor(rng.normal(size=(21, 3, 140)))
+    gv = {
+        "sum": torch.tensor(0.5, dtype=torch.float64).expand(21, 3, 70),
+        "sum over time": torch.tensor(rng.normal(size=(3, 70))).expand(21, 3, 70),
+        "sliced": full[:, :, ::2],
+    }[gradient]
+    assert cuda._strides(gv)[1] == {"sum": (0, 0), "sum over time": (0, 1), "sliced": None}[gradient]
+    voltages, _, js = cuda.scan(xs, v0.double(), i0.double(), *rates, False, True)
+    got = cuda.scan_backward(
+        gv, torch.zeros(3, 70, dtype=torch.float64), *rates, v0.double(), voltages, js, False, True
+    )
+    expected = cuda.scan_backward(
+        gv.contiguous(), torch.zeros(3, 70, dtype=torch.float64), *rates, v0.double(), voltages, js, False, True
+    )
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_non_contiguous_inputs_give_the_same_numbers(on_host):
+    rng = np.random.default_rng(4)
+    xs = torch.tensor(rng.normal(size=(9, 70, 3))).transpose(1, 2)
+    v0 = torch.tensor(rng.normal(size=(3, 140)))[:, ::2]
+    i0 = torch.tensor(rng.normal(size=70)).expand(3, 70)
+    a, d, v_leak = random_rates(rng, [(70,), None, (3, 1)], torch.float64)
+    a = torch.tensor(rng.uniform(0.05, 0.45, size=140))[::2]
+    got = cuda.scan(xs, v0, i0, a, d, v_leak, True, True)
+    expected = cuda.scan(xs.contiguous(), v0.contiguous(), i0.contiguous(), a.contiguous(), d, v_leak, True, True)
+    for x, y in zip(got, expected):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_launches_go_to_the_inputs_device_and_torchs_current_stream(host_library, monkeypatch):
+    """``_issue`` asks torch for the current stream of the inputs' device and
+    launches there, on that device index (not device 0)."""
+    asked = []
+
+    def current_stream(device=None):
+        asked.append(device)
+        return types.SimpleNamespace(cuda_stream=4242)
+
+    monkeypatch.setattr(torch.cuda, "current_stream", current_stream)
+    device = types.SimpleNamespace(type="cuda", index=3)
+    x = torch.zeros(2, 5)
+    with host.cupy_on_host(host_library) as (_memory, placement):
+        rates = (kernels.Rate(0.1), kernels.Rate(0.2), kernels.Rate(0.0))
+        launch = kernels.scan(cuda.MEMORY, "float32", x, x[0], x[0], rates, torch.empty(2, 5), v_last=torch.empty(5))
+        cuda._issue(launch, device)
+    assert asked == [device]
+    assert placement.launches == [("li_scan<float>", 3, 4242)]
+
+
+def test_rates_by_value_or_by_address():
+    like = torch.empty(2, 3, device="meta")
+    a, d, v_leak = cuda._rates(torch.tensor(0.25), torch.empty(3, device="meta"), torch.tensor([0.5]), like)
+    assert a == kernels.Rate(0.25) and v_leak == kernels.Rate(0.5)
+    assert isinstance(d.value, torch.Tensor) and d.value.device.type == "meta"
+    with pytest.raises(ValueError, match="a: a rate on cpu with shape \\(3,\\)"):
+        cuda._rates(torch.ones(3), torch.tensor(0.1), torch.tensor(0.0), like)
+    with pytest.raises(TypeError, match=r"d: a rate of dtype torch\.float64"):
+        cuda._rates(torch.tensor(0.1), torch.empty(3, dtype=torch.float64, device="meta"), torch.tensor(0.0), like)
+    with pytest.raises(TypeError, match="xs: the fused CUDA scan computes"):
+        cuda._dtype(torch.zeros(2, dtype=torch.bfloat16))
+
+
+def test_fused_unavailable_reports_the_import_error(monkeypatch):
+    cuda.fused_unavailable.cache_clear()
+    try:
+        monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
+        reason = cuda.fused_unavailable()
+        assert reason == "ModuleNotFoundError: import of cupy halted; None in sys.modules"
+    finally:
+        cuda.fused_unavailable.cache_clear()
+
+
+def test_importing_the_bridge_imports_neither_torch_nor_cupy():
+    probe = (
+        "import sys\n"
+        "import li_backends.torch.cuda\n"
+        "assert 'torch' not in sys.modules and 'cupy' not in sys.modules, sorted(sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+# --- on a CUDA device ------------------------------------------------------------------
+
+
+def cuda_case(seed, steps, batch, neurons, dtype):
+    rng = np.random.default_rng(seed)
+    make = lambda *shape: torch.tensor(rng.normal(size=shape), dtype=dtype, device="cuda")  # noqa: E731
+    xs, v0, i0 = make(steps, batch, neurons), make(batch, neurons), make(batch, neurons)
+    a, d, v_leak = random_rates(rng, [(neurons,), (batch, 1), None], dtype, device="cuda")
+    return xs, v0, i0, a, d, v_leak
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_fused_matches_torchs_path_on_the_cpu(dtype):
+    """The fused kernels on CUDA against the same op on the CPU (torch's own
+    loop), 1000 steps, several blocks: voltages, currents, and every gradient."""
+    name = str(dtype).removeprefix("torch.")
+    xs, v0, i0, a, d, v_leak = cuda_case(5, 1000, 4, 300, dtype)
+    voltages, currents, js = cuda.scan(xs, v0, i0, a, d, v_leak, True, True)
+    expected = euler_loop(*(t.double().cpu() for t in (xs, v0, i0, a, d, v_leak)))
+    for got, want, what in zip((voltages, currents, js), expected, ("voltages", "currents", "js")):
+        assert got.device.type == "cuda"
+        check(got, want, name, what)
+    gv, gi = torch.randn_like(xs), torch.randn_like(xs)
+    grads = cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, True, True)
+    leaves = [t.detach().double().cpu().requires_grad_() for t in (xs, v0, i0, a, d, v_leak)]
+    vs, cs, _ = euler_loop(*leaves)
+    wanted = torch.autograd.grad((gv.double().cpu() * vs).sum() + (gi.double().cpu() * cs).sum(), leaves)
+    for got, want, what in zip(grads, wanted, ("dx", "dv0", "di0", "da", "dd", "dv_leak")):
+        assert got.device.type == "cuda", what
+        check(got, want, name, what)
+
+
+@needs_gpu
+def test_li_scan_training_on_cuda_matches_the_cpu():
+    """Through the public API (and so the custom op's CUDA kernel where the
+    torch backend registers it): values and gradients on CUDA equal the CPU's."""
+    from li_core import LIParameters, LIState, li_scan
+
+    rng = np.random.default_rng(6)
+    xs = torch.tensor(rng.normal(size=(300, 8, 200)), dtype=torch.float32)
+    tau = torch.tensor(rng.uniform(50, 450, size=200), dtype=torch.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        x = xs.to(device).requires_grad_()
+        t = tau.to(device).requires_grad_()
+        state = LIState(torch.zeros(8, 200, device=device), torch.zeros(8, 200, device=device))
+        vs, final = li_scan(x, state, p=LIParameters(tau_mem_inv=t), backend="torch")
+        (vs.sum() + final.i.square().sum()).backward()
+        results.append([r.detach().cpu() for r in (vs, final.i, x.grad, t.grad)])
+    for got, want, what in zip(results[1], results[0], ("voltages", "i", "dx", "dtau_mem_inv")):
+        check(got, want.double(), "float32", what)
+
+
+@needs_gpu
+def test_runs_on_torchs_current_stream():
+    """Launched on a side stream that is current, the kernel is ordered after
+    the work queued there before it (a slow fill of the input)."""
+    xs, v0, i0, a, d, v_leak = cuda_case(7, 200, 4, 1000, torch.float32)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(10_000_000)  # keeps the side stream busy
+        xs.fill_(1.0)
+        voltages, _, _ = cuda.scan(xs, v0, i0, a, d, v_leak, False, False)
+    side.synchronize()
+    expected = euler_loop(*(t.double().cpu() for t in (xs, v0, i0, a, d, v_leak)))[0]
+    check(voltages, expected, "float32", "voltages after the fill")
+
+
+@needs_gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_runs_on_the_tensors_own_device():
+    xs, v0, i0, a, d, v_leak = (t.to("cuda:1") for t in cuda_case(8, 50, 2, 300, torch.float32))
+    voltages, _, _ = cuda.scan(xs, v0, i0, a, d, v_leak, False, False)
+    assert voltages.device == torch.device("cuda:1")
+    expected = euler_loop(*(t.double().cpu() for t in (xs, v0, i0, a, d, v_leak)))[0]
+    check(voltages, expected, "float32", "voltages on cuda:1")
