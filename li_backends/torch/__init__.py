@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 import li_core
-from li_core.reference import scan_coefficients
+from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
 
@@ -90,16 +90,17 @@ class TorchBackend(li_core.Backend):
 
     @staticmethod
     def _euler(x: Any, state: LIState, p: LIParameters, dt: float, dtype: Any) -> tuple[Any, LIState]:
-        """``j = i + x``, ``v' = lerp(v, j + v_leak, a)``, ``i' = b*j`` in the
-        compute dtype of ``dtype``; returns fresh ``dtype`` tensors."""
+        """``j = i + x``, ``v' = lerp(v, j + v_leak, a)``, ``i' = j - d*j`` in
+        the compute dtype of ``dtype``; returns fresh ``dtype`` tensors."""
         torch = _torch()
         compute = _compute_dtype(torch, dtype)
         x, v, i = (t.to(compute) for t in (x, *state))
         p = _as_compute(compute, p)
-        a, b, _ = scan_coefficients(p, dt)
+        a, d = rates(p, dt)
         j = i + x
         v_new = torch.lerp(v, j if isinstance(p.v_leak, float) and p.v_leak == 0.0 else j + p.v_leak, a)
-        return v_new.to(dtype), LIState(v_new.to(dtype, copy=True), (j * b).to(dtype))
+        i_new = torch.add(j, j, alpha=-d) if isinstance(d, float) else j - d * j
+        return v_new.to(dtype), LIState(v_new.to(dtype, copy=True), i_new.to(dtype))
 
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
@@ -116,8 +117,9 @@ class TorchBackend(li_core.Backend):
                 return empty, LIState(empty.clone(), empty.clone())
             return empty, LIState(state.v.clone(), state.i.clone())
         p = _as_compute(compute, p)
-        a, b, _ = scan_coefficients(p, dt)
-        coefficients = [t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=compute) for t in (a, b, p.v_leak)]
+        coefficients = [
+            t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=compute) for t in (*rates(p, dt), p.v_leak)
+        ]
         keep = torch.is_grad_enabled() and any(t.requires_grad for t in coefficients)
         v0, i0 = (t.to(compute) for t in state)
         voltages, currents, _ = _scan_op()(xs, v0, i0, *coefficients, record_states, keep)

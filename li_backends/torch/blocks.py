@@ -133,21 +133,23 @@ def _segment(x: Any, v0: Any, i0: Any, a: float, b: float, c: float, v_leak: flo
     return i_end
 
 
-def forward(xs: Any, v0: Any, i0: Any, a: Any, b: Any, v_leak: Any):
-    """The forward op's outputs from :func:`_scan` (no ``j`` kept)."""
-    a, b = a.item(), b.item()
+def forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any):
+    """The forward op's outputs from :func:`_scan` (no ``j`` kept). The decays
+    ``b = 1 - d`` and ``c = 1 - a`` are formed in float64 from the rates as
+    given, so they are exact."""
+    a, d = a.item(), d.item()
     steps, shape = xs.shape[0], xs.shape[1:]
-    voltages, i_end = _scan(xs.reshape(steps, -1), v0.reshape(-1), i0.reshape(-1), a, b, 1 - a, v_leak.item())
+    voltages, i_end = _scan(xs.reshape(steps, -1), v0.reshape(-1), i0.reshape(-1), a, 1 - d, 1 - a, v_leak.item())
     return voltages.view(xs.shape), i_end.view(shape), xs.new_empty((0,))
 
 
-def backward(gv: Any, gi: Any, a: Any, b: Any):
+def backward(gv: Any, gi: Any, a: Any, d: Any):
     """The adjoint as a forward scan backwards in time: inputs ``gv`` reversed,
     ``b`` and ``c`` swapped, ``v_init = gi_T``, ``i_init = 0``; its voltages
     reversed are ``dL/dx``, its last voltage is ``dL/di_init`` and its final
     current ``dL/dv_init``."""
-    a, b = a.item(), b.item()
+    a, d = a.item(), d.item()
     steps, shape = gv.shape[0], gv.shape[1:]
     gi = gi.reshape(-1)
-    mu, g_v0 = _scan(gv.flip(0).reshape(steps, -1), gi, gi.new_zeros(gi.shape), a, 1 - a, b, 0.0)
+    mu, g_v0 = _scan(gv.flip(0).reshape(steps, -1), gi, gi.new_zeros(gi.shape), a, 1 - a, 1 - d, 0.0)
     return [mu.flip(0).view(gv.shape), g_v0.view(shape), mu[-1].view(shape).clone()]

@@ -5,14 +5,16 @@ On the CPU the neurons are cut into pieces small enough for each op to run on
 one thread, and the pieces run on worker threads of their own, so no op waits
 at a thread barrier. It is the only algorithm that computes parameter
 gradients; only then does the forward keep the ``j`` sequence (and the
-backward the voltages) for them. The recurrences are documented in
-:mod:`li_backends.torch.ops`.
+backward the voltages) for them. Every decay is written in its increment
+form (``y - a*y``, ``lerp``), so ``1 - a`` and ``1 - d`` are never rounded;
+the recurrences are documented in :mod:`li_backends.torch.ops`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
+import itertools
 import math
 from typing import Any
 
@@ -95,93 +97,102 @@ def _each(work: Any, pieces: list[list]) -> None:
         list(pool.map(run, pieces))
 
 
-def forward(xs: Any, v0: Any, i0: Any, a: Any, b: Any, v_leak: Any, record: bool, keep: bool):
+def forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool):
     """The forward op's outputs, piece by piece of the neurons (see
-    :data:`CHUNK`): ``j`` lives in one buffer (or in the kept ``[T, ...]``
-    sequence), ``v_t = lerp(v_{t-1}, j_t + v_leak, a)`` is written straight
-    into the output."""
+    :data:`CHUNK`): ``j_t = i_{t-1} + x_t``, ``v_t = lerp(v_{t-1}, j_t +
+    v_leak, a)`` written straight into the output, ``i_t = j_t - d*j_t``.
+    Three ops per step: ``j`` and ``i`` take turns in the final-current
+    output unless the ``j`` sequence is kept or the currents recorded."""
     shape = xs.shape[1:]
     voltages = xs.new_empty(xs.shape)
     js = xs.new_empty(xs.shape) if keep else None
     currents = xs.new_empty(xs.shape) if record else None
     i_end = xs.new_empty(shape)
     leak = None if _is_zero(v_leak) else v_leak
-    _each(_forward_piece, _cut(shape, xs, v0, i0, a, b, leak, voltages, js, currents, i_end))
+    _each(_forward_piece, _cut(shape, xs, v0, i0, a, d, leak, voltages, js, currents, i_end))
     return voltages, currents if record else i_end, xs.new_empty((0,)) if js is None else js
 
 
-def _forward_piece(x, v, i, a, b, leak, voltages, js, currents, i_end) -> None:
+def _forward_piece(x, v, i, a, d, leak, voltages, js, currents, i_end) -> None:
     """Coefficients are tensors (multiplied as such: a Python scalar operand
     would be wrapped in a new tensor at every step) and, where they are one
     number, floats for ``alpha`` and ``lerp`` weights."""
-    weight, decay = _scalar(a), _scalar(b)
-    j: Any = x.new_empty(x.shape[1:]) if js is None else None
+    weight, fraction = _scalar(a), _scalar(d)
+    j_seq = itertools.repeat(i_end) if js is None else js.unbind(0)
+    i_seq = itertools.repeat(i_end) if currents is None else currents.unbind(0)
     drive: Any = x.new_empty(x.shape[1:]) if leak is not None else None  # j_t + v_leak
-    for t, (x_t, v_t) in enumerate(zip(x.unbind(0), voltages.unbind(0))):
-        j_t = j if js is None else js[t]
-        if t == 0:
-            torch.add(i, x_t, out=j_t)
-        else:
-            _axpy(x_t, decay, j, out=j_t)  # i_{t-1} + x_t = b*j_{t-1} + x_t
+    for x_t, v_t, j_t, i_t in zip(x.unbind(0), voltages.unbind(0), j_seq, i_seq):
+        torch.add(i, x_t, out=j_t)
         torch.lerp(v, j_t if leak is None else torch.add(j_t, leak, out=drive), weight, out=v_t)
-        if currents is not None:
-            torch.mul(j_t, b, out=currents[t])
-        v, j = v_t, j_t
-    torch.mul(j, b, out=i_end)
+        _decay(j_t, fraction, out=i_t)  # i_t = j_t - d*j_t
+        v, i = v_t, i_t
 
 
-def backward(gv: Any, gi: Any, a: Any, b: Any, record: bool, need_v0: bool, saved: tuple | None):
+def _decay(y: Any, fraction: Any, out: Any) -> Any:
+    """``out = y - fraction*y`` for a float or tensor ``fraction``: the
+    increment form, which never rounds ``1 - fraction``."""
+    if isinstance(fraction, float):
+        return torch.add(y, y, alpha=-fraction, out=out)
+    return torch.addcmul(y, y, fraction, value=-1, out=out)
+
+
+def backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, need_v0: bool, saved: tuple | None):
     """The adjoint recurrence in reverse time, piece by piece of the neurons;
     ``saved`` is ``(v0, voltages, js, v_leak)`` when parameter gradients are
-    wanted. When neither they nor ``dL/dv_init`` are, it carries ``a*lam``
-    instead of ``lam`` (``a*lam_t = lerp(a*lam_{t+1}, gv_t, a)``,
-    ``mu_t = a*lam_t + b*kap_t``): two ops per step instead of three."""
+    wanted (then the result has ``[da, dd, dv_leak]`` per neuron after
+    ``[dx, dv0, di0]``). When neither they nor ``dL/dv_init`` are, it carries
+    ``s_t = a*lam_t = lerp(s_{t+1}, gv_t, a)`` instead of ``lam``, one op less
+    per step."""
     shape = gv.shape[1:]
     gx = gv.new_empty(gv.shape)
     g_v0 = gv.new_zeros(shape)
-    v0 = voltages = js = v_leak = g_a = g_b = lam_sum = None
+    v0 = voltages = js = v_leak = g_a = g_d = lam_sum = None
     if saved is not None:
         v0, voltages, js, v_leak = saved
-        g_a, g_b, lam_sum = (gv.new_zeros(shape) for _ in range(3))
+        g_a, g_d, lam_sum = (gv.new_zeros(shape) for _ in range(3))
     scaled = saved is None and not need_v0
-    pieces = _cut(shape, gv, gi, a, b, gx, g_v0, v0, voltages, js, v_leak, g_a, g_b, lam_sum)
+    pieces = _cut(shape, gv, gi, a, d, gx, g_v0, v0, voltages, js, v_leak, g_a, g_d, lam_sum)
     _each(functools.partial(_backward_piece, record, scaled), pieces)
     grads = [gx, g_v0, gx[0].clone()]
     if lam_sum is not None:
-        grads += [g_a, g_b, lam_sum * a]
+        grads += [g_a, g_d, lam_sum * a]
     return grads
 
 
-def _backward_piece(record, scaled, gv, gi, a, b, gx, g_v0, v0, voltages, js, leak, g_a, g_b, lam_sum) -> None:
-    """Coefficients as in :func:`_forward_piece`."""
-    weight, decay = _scalar(a), _scalar(b)
-    c = 1 - weight
+def _backward_piece(record, scaled, gv, gi, a, d, gx, g_v0, v0, voltages, js, leak, g_a, g_d, lam_sum) -> None:
+    """Coefficients as in :func:`_forward_piece`; ``lam`` is ``a*lam`` when
+    ``scaled``."""
+    weight, fraction = _scalar(a), _scalar(d)
+    gv_seq, gx_seq = gv.unbind(0), gx.unbind(0)
+    gi_seq: Any = gi.unbind(0) if record else None
     lam = gv.new_zeros(gv.shape[1:])
-    kap = gv.new_empty(gv.shape[1:])
-    drive: Any = gv.new_empty(gv.shape[1:]) if js is not None else None
+    kap_sum = gv.new_empty(gv.shape[1:]) if record else None
+    if js is not None:
+        js_seq, before = js.unbind(0), (v0, *voltages.unbind(0)[:-1])  # j_t, v_{t-1}
+        drive = gv.new_empty(gv.shape[1:])
     last = gv.shape[0] - 1
     for t in range(last, -1, -1):
         if scaled:
-            torch.lerp(lam, gv[t], weight, out=lam)
+            torch.lerp(lam, gv_seq[t], weight, out=lam)  # a*lam_t = lerp(a*lam_{t+1}, gv_t, a)
         else:
-            _axpy(gv[t], c, lam, out=lam)  # lam_t = gv_t + c*lam_{t+1}
+            _decay(lam, weight, out=lam)
+            lam.add_(gv_seq[t])  # lam_t = gv_t + (lam_{t+1} - a*lam_{t+1})
         if t == last:
-            kap.copy_(gi[t] if record else gi)
+            kap = gi_seq[t] if record else gi
         elif record:
-            torch.add(gx[t + 1], gi[t], out=kap)
+            kap = torch.add(gx_seq[t + 1], gi_seq[t], out=kap_sum)
         else:
-            kap = gx[t + 1]  # kap_t = mu_{t+1}
-        mu = gx[t]
+            kap = gx_seq[t + 1]  # kap_t = mu_{t+1}
+        mu = _decay(kap, fraction, out=gx_seq[t])
         if scaled:
-            _axpy(lam, decay, kap, out=mu)
+            mu.add_(lam)
         else:
-            torch.mul(kap, b, out=mu)
-            _axpy(mu, weight, lam, out=mu)  # mu_t = a*lam_t + b*kap_t
+            _axpy(mu, weight, lam, out=mu)  # mu_t = a*lam_t + (kap_t - d*kap_t)
         if js is not None:
-            torch.sub(js[t], voltages[t - 1] if t else v0, out=drive)
+            torch.sub(js_seq[t], before[t], out=drive)
             drive.add_(leak)  # j_t + v_leak - v_{t-1}
             g_a.addcmul_(lam, drive)
-            g_b.addcmul_(kap, js[t])
+            g_d.addcmul_(kap, js_seq[t], value=-1)
             lam_sum.add_(lam)
     if not scaled:
-        torch.mul(lam, c, out=g_v0)
+        _decay(lam, weight, out=g_v0)

@@ -1,18 +1,31 @@
 """The custom ops ``li_neurons::scan`` and ``li_neurons::scan_backward``
 (``torch.library`` ops, opaque to ``torch.compile``) and their autograd.
 
-With ``x_t`` the weighted input (all ``T`` steps projected by one matmul
-first, so autograd handles the weights), ``a = dt*tau_mem_inv``,
-``b = 1 - dt*tau_syn_inv``, ``c = 1 - a``:
+They take the per-step decay fractions ``a = dt*tau_mem_inv`` and
+``d = dt*tau_syn_inv`` (:func:`li_core.reference.rates`), never the decays
+``c = 1 - a`` and ``b = 1 - d``: those are rounded near 1 in float32, which
+makes the decay rate of slow neurons wrong by up to eps/a. With ``x_t`` the
+weighted input (all ``T`` steps projected by one matmul first, so autograd
+handles the weights), the forward recurrence is, in its increment form
+(the contract, docs/contract.md, section 1)::
 
-    forward:   j_t = i_{t-1} + x_t,   v_t = c*v_{t-1} + a*(j_t + v_leak),   i_t = b*j_t
-    backward:  lam_t = gv_t + c*lam_{t+1},   kap_t = gi_t + mu_{t+1},   mu_t = a*lam_t + b*kap_t
+    j_t = i_{t-1} + x_t,    v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t),    i_t = j_t - d*j_t
 
-(``lam``, ``kap``, ``mu``: the gradients of the loss with respect to ``v_t``,
-``i_t`` and ``j_t``), so ``dL/dx_t = mu_t``, ``dL/dv_init = c*lam_0``,
-``dL/di_init = mu_0``, ``dL/da = sum_t lam_t*(j_t + v_leak - v_{t-1})``,
-``dL/db = sum_t kap_t*j_t`` and ``dL/dv_leak = a*sum_t lam_t``, each summed
-back to its parameter's shape. Nothing divides by ``a`` or ``b``.
+With ``lam_t``, ``kap_t``, ``mu_t`` the gradients of the loss with respect to
+``v_t``, ``i_t`` and ``j_t`` (everything downstream included), and ``gv_t``,
+``gi_t`` the gradients arriving at the outputs (``gi`` only at ``T-1``
+unless the currents are recorded), the adjoint runs backwards in time from
+``lam_T = mu_T = 0``::
+
+    lam_t = gv_t + (lam_{t+1} - a*lam_{t+1})
+    kap_t = gi_t + mu_{t+1}
+    mu_t  = a*lam_t + (kap_t - d*kap_t)
+
+so that ``dL/dx_t = mu_t``, ``dL/dv_init = lam_0 - a*lam_0``,
+``dL/di_init = mu_0`` and, each summed back to its parameter's shape,
+``dL/da = sum_t lam_t*((v_leak - v_{t-1}) + j_t)``,
+``dL/dd = -sum_t kap_t*j_t``, ``dL/dv_leak = a*sum_t lam_t``. Nothing
+divides by ``a``, ``d`` or their complements.
 
 Both ops run the block algorithm (:mod:`.blocks`) where it applies and the
 loop (:mod:`.loop`) otherwise. Importing this module registers the ops.
@@ -28,21 +41,21 @@ from . import blocks, loop
 @torch.library.custom_op(
     "li_neurons::scan",
     mutates_args=(),
-    schema="(Tensor xs, Tensor v0, Tensor i0, Tensor a, Tensor b, Tensor v_leak, bool record, bool keep)"
+    schema="(Tensor xs, Tensor v0, Tensor i0, Tensor a, Tensor d, Tensor v_leak, bool record, bool keep)"
     " -> (Tensor, Tensor, Tensor)",
 )
-def scan(xs, v0, i0, a, b, v_leak, record, keep):
+def scan(xs, v0, i0, a, d, v_leak, record, keep):
     """``(voltages [T, ...], currents [T, ...] or final i, j sequence or
     empty)``: the forward recurrence for ``T >= 1``, in the compute dtype;
     ``keep`` keeps ``j`` for parameter gradients."""
     with torch.no_grad():
-        if blocks.applicable(xs, (a, b, v_leak), keep, record):
-            return blocks.forward(xs, v0, i0, a, b, v_leak)
-        return loop.forward(xs, v0, i0, a, b, v_leak, record, keep)
+        if blocks.applicable(xs, (a, d, v_leak), keep, record):
+            return blocks.forward(xs, v0, i0, a, d, v_leak)
+        return loop.forward(xs, v0, i0, a, d, v_leak, record, keep)
 
 
 @scan.register_fake
-def _(xs, v0, i0, a, b, v_leak, record, keep):
+def _(xs, v0, i0, a, d, v_leak, record, keep):
     currents = torch.empty_like(xs) if record else xs.new_empty(xs.shape[1:])
     return torch.empty_like(xs), currents, torch.empty_like(xs) if keep else xs.new_empty((0,))
 
@@ -50,42 +63,42 @@ def _(xs, v0, i0, a, b, v_leak, record, keep):
 @torch.library.custom_op(
     "li_neurons::scan_backward",
     mutates_args=(),
-    schema="(Tensor gv, Tensor gi, Tensor a, Tensor b, Tensor v_leak, Tensor? v0, Tensor? voltages,"
+    schema="(Tensor gv, Tensor gi, Tensor a, Tensor d, Tensor v_leak, Tensor? v0, Tensor? voltages,"
     " Tensor? js, bool record, bool need_v0) -> Tensor[]",
 )
-def scan_backward(gv, gi, a, b, v_leak, v0, voltages, js, record, need_v0):
-    """``[dx, dv0, di0]`` (plus ``[da, db, dv_leak]`` summed to the
+def scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+    """``[dx, dv0, di0]`` (plus ``[da, dd, dv_leak]`` summed to the
     parameters' shapes when ``js`` is given) from the gradients of the
     voltages and of the currents (sequence when ``record``, else final);
     ``dv0`` may be left zero unless ``need_v0``."""
     with torch.no_grad():
         if js is None:
-            if blocks.applicable(gv, (a, b, v_leak), False, record):
-                return blocks.backward(gv, gi, a, b)
-            return loop.backward(gv, gi, a, b, record, need_v0, None)
-        grads = loop.backward(gv, gi, a, b, record, need_v0, (v0, voltages, js, v_leak))
-        return grads[:3] + [g.sum_to_size(p.shape) for g, p in zip(grads[3:], (a, b, v_leak))]
+            if blocks.applicable(gv, (a, d, v_leak), False, record):
+                return blocks.backward(gv, gi, a, d)
+            return loop.backward(gv, gi, a, d, record, need_v0, None)
+        grads = loop.backward(gv, gi, a, d, record, need_v0, (v0, voltages, js, v_leak))
+        return grads[:3] + [g.sum_to_size(p.shape) for g, p in zip(grads[3:], (a, d, v_leak))]
 
 
 @scan_backward.register_fake
-def _(gv, gi, a, b, v_leak, v0, voltages, js, record, need_v0):
+def _(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
     shape = gv.shape[1:]
     grads = [torch.empty_like(gv), gv.new_empty(shape), gv.new_empty(shape)]
-    return grads if js is None else grads + [gv.new_empty(p.shape) for p in (a, b, v_leak)]
+    return grads if js is None else grads + [gv.new_empty(p.shape) for p in (a, d, v_leak)]
 
 
 def _setup_context(ctx, inputs, output):
-    _xs, v0, _i0, a, b, v_leak, record, keep = inputs
+    _xs, v0, _i0, a, d, v_leak, record, keep = inputs
     ctx.record = record
-    ctx.save_for_backward(a, b, v_leak, *((v0, output[0], output[2]) if keep else ()))
+    ctx.save_for_backward(a, d, v_leak, *((v0, output[0], output[2]) if keep else ()))
 
 
 def _backward(ctx, g_voltages, g_currents, _g_js):
-    a, b, v_leak, *saved = ctx.saved_tensors
+    a, d, v_leak, *saved = ctx.saved_tensors
     v0, voltages, js = saved or (None, None, None)
     need_v0 = ctx.needs_input_grad[1]
     grads = torch.ops.li_neurons.scan_backward(
-        g_voltages, g_currents, a, b, v_leak, v0, voltages, js, ctx.record, need_v0
+        g_voltages, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need_v0
     )
     grads += [None] * (6 - len(grads))
     return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad)), None, None)
