@@ -3,6 +3,7 @@ sees the same numbers (converted with its own ``asarray``)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,7 +36,7 @@ def random_case(
     """A random case; ``inputs`` set means a weighted case with that many inputs.
 
     Time constants are drawn so that ``dt*tau_inv`` lies in (0.05, 0.45), the
-    range of realistic, stable forward-Euler models.
+    range of realistic, stable forward-Euler models, whatever ``dt``.
     """
     rng = np.random.default_rng(seed)
     n_in = neurons if inputs is None else inputs
@@ -45,13 +46,33 @@ def random_case(
     state = LIState(rng.normal(0.0, 0.5, size=shape), rng.normal(0.0, 0.5, size=shape))
     if per_neuron:
         p = LIParameters(
-            tau_syn_inv=rng.uniform(50.0, 450.0, size=neurons),
-            tau_mem_inv=rng.uniform(50.0, 450.0, size=neurons),
+            tau_syn_inv=rng.uniform(0.05, 0.45, size=neurons) / dt,
+            tau_mem_inv=rng.uniform(0.05, 0.45, size=neurons) / dt,
             v_leak=rng.uniform(-1.0, 1.0, size=neurons),
         )
     else:
-        p = LIParameters(200.0, 100.0, 0.25)
+        p = LIParameters(0.2 / dt, 0.1 / dt, 0.25)
     return Case(xs, weights, state, p, dt)
+
+
+def slow_case(slowest: float, *, seed: int = 0, dt: float = 1e-4) -> Case:
+    """Slow neurons and synapses: per-neuron ``dt*tau_inv`` on a half-decade
+    ladder from 1 down to ``slowest``, the membrane rates ascending where the
+    synaptic ones descend (so fast meets slow), plus one neuron slow in both;
+    a batch of 2 over ``ceil(2/slowest)`` steps of random inputs with mean 0.5.
+
+    The positive mean drives every neuron towards a steady state, the part a
+    mis-rounded decay rate (``1 - dt*tau_inv`` rounded near 1) shifts most.
+    """
+    rng = np.random.default_rng(seed)
+    decades = -math.log10(slowest)
+    ladder = np.logspace(0.0, -decades, round(2 * decades) + 1)
+    mem, syn = np.append(ladder, slowest), np.append(ladder[::-1], slowest)
+    neurons, steps = mem.size, math.ceil(2.0 / slowest)
+    xs = rng.normal(0.5, 1.0, size=(steps, 2, neurons))
+    state = LIState(rng.normal(0.0, 0.5, size=(2, neurons)), rng.normal(0.0, 0.5, size=(2, neurons)))
+    p = LIParameters(tau_syn_inv=syn / dt, tau_mem_inv=mem / dt, v_leak=rng.uniform(-1.0, 1.0, size=neurons))
+    return Case(xs, None, state, p, dt)
 
 
 def convert(case: Case, to_array: Any) -> Case:

@@ -1,4 +1,5 @@
-"""The conformance suite: SPEC sections 2, 4 and 5 for one backend.
+"""The conformance suite: the contract (docs/contract.md), sections 2, 4 and 5
+for one backend.
 
 Run it on any registered backend with ``li check NAME`` or
 ``pytest --pyargs li_core.testing.conformance --li-backend NAME``. Every test
@@ -21,9 +22,11 @@ from li_core import (
     li_step,
 )
 from li_core import reference as ref
-from li_core.arrays import dtype_name, library_name
+from li_core.arrays import HALF, dtype_name, library_name
 
-from .cases import Case, random_case
+from .cases import Case, random_case, slow_case
+from .exact import exact_scan
+from .gradients import GRADIENT_NAMES, gradient_api, reference_gradients
 from .pytest_plugin import chosen_backends
 from .targets import Target, targets_for
 from .tolerances import assert_matches
@@ -59,8 +62,10 @@ def reference_scan(case: Case, record_states: bool = False) -> tuple[np.ndarray,
     return ref.scan(case.xs, case.state, case.weights, case.p, case.dt, record_states)
 
 
-def run_scan(target: Target, case: Case, **kwargs) -> tuple:
-    return li_scan(case.xs, case.state, case.weights, case.p, case.dt, backend=target.backend, **kwargs)
+def run_scan(target: Target, case: Case, *, at_rest: bool = False, record_states: bool = False) -> tuple:
+    """``li_scan`` of ``case`` on the target (``at_rest``: with ``state=None``)."""
+    state = None if at_rest else case.state
+    return li_scan(case.xs, state, case.weights, case.p, case.dt, backend=target.backend, record_states=record_states)
 
 
 def check_scan(target: Target, case: Case, what: str) -> None:
@@ -71,6 +76,23 @@ def check_scan(target: Target, case: Case, what: str) -> None:
     assert_matches(target.numpy(vs), expected_vs, target.dtype, f"{what}: voltages")
     assert_matches(target.numpy(state.v), expected.v, target.dtype, f"{what}: final v")
     assert_matches(target.numpy(state.i), expected.i, target.dtype, f"{what}: final i")
+
+
+def check_step(target: Target, case: Case, what: str) -> None:
+    """One step on the first input of ``case`` (``li_step`` when it is
+    weighted, else ``li_feed_forward_step``) against the reference."""
+    given, rounded = target.case(case), target.rounded(case)
+    if case.weights is None:
+        what = f"feed-forward step, {what}"
+        v, state = li_feed_forward_step(given.xs[0, ...], given.state, given.p, case.dt, backend=target.backend)
+        expected_v, expected = ref.feed_forward_step(rounded.xs[0, ...], rounded.state, rounded.p, case.dt)
+    else:
+        what = f"weighted step, {what}"
+        v, state = li_step(given.xs[0, ...], given.state, given.weights, given.p, case.dt, backend=target.backend)
+        expected_v, expected = ref.step(rounded.xs[0, ...], rounded.state, rounded.weights, rounded.p, case.dt)
+    assert_matches(target.numpy(v), expected_v, target.dtype, f"{what}: v")
+    assert_matches(target.numpy(state.v), expected.v, target.dtype, f"{what}: state.v")
+    assert_matches(target.numpy(state.i), expected.i, target.dtype, f"{what}: state.i")
 
 
 def sequence(values: list[float], steps_shape: tuple[int, ...] = (1,)) -> np.ndarray:
@@ -86,7 +108,7 @@ def mutable(target: Target, x) -> bool:
     return True
 
 
-# --- SPEC section 4: Norse's known values -------------------------------------
+# --- the contract, section 4: known and exact values --------------------------
 
 CONSTANT_V = [0.1, 0.27, 0.487, 0.7335, 0.99631, 1.265607, 1.5341887, 1.79688375, 2.050086511, 2.2913907687]
 CONSTANT_I = [0.8, 1.44, 1.952, 2.3616, 2.68928, 2.951424, 3.1611392, 3.32891136, 3.463129088, 3.5705032704]
@@ -124,6 +146,42 @@ def test_known_values_instant_time_constants(target: Target) -> None:
     assert_matches(target.numpy(states.i), np.zeros_like(xs), target.dtype, "tau_inv = 1/dt: i stays 0")
 
 
+EXACT_DT = (1e-3, 2.5e-4, 1.5e-3)
+
+
+def _exact_case() -> tuple[np.ndarray, LIState, LIParameters]:
+    """Inputs ``[12, 2, 3]``, a state and per-neuron parameters with
+    ``v_leak != 0``, every number exact in bfloat16 (so no dtype rounds them)."""
+    xs = np.random.default_rng(30).choice([-1.0, -0.5, 0.0, 0.25, 1.0, 2.0], size=(12, 2, 3))
+    state = LIState(np.array([[0.0, 1.0, -0.5], [0.5, -0.25, 2.0]]), np.array([[0.25, 0.0, -2.0], [1.0, 0.5, 0.0]]))
+    p = LIParameters(np.array([200.0, 48.0, 500.0]), np.array([100.0, 384.0, 40.0]), np.array([0.5, -0.25, 1.5]))
+    return xs, state, p
+
+
+def test_exact_values_per_neuron_at_several_dt(target: Target) -> None:
+    """The scan and both steps against values derived with exact fractions
+    (:mod:`li_core.testing.exact`), with per-neuron parameters, a leak
+    potential and three ``dt``: this checks the float64 reference as well."""
+    xs, state, p = _exact_case()
+    given_xs = target.array(xs)
+    given_state = LIState(target.array(state.v), target.array(state.i))
+    given_p = LIParameters(*(target.array(q) for q in p))
+    identity = target.array(np.eye(3))
+    for dt in EXACT_DT:
+        want_v, want_i = exact_scan(xs, state, p, dt)
+        vs, states = li_scan(given_xs, given_state, None, given_p, dt, backend=target.backend, record_states=True)
+        assert_matches(target.numpy(vs), want_v, target.dtype, f"dt={dt}: scan voltages")
+        assert_matches(target.numpy(states.i), want_i, target.dtype, f"dt={dt}: scan currents")
+        fed, weighted = given_state, given_state
+        for t in range(3):
+            v, fed = li_feed_forward_step(given_xs[t, ...], fed, given_p, dt, backend=target.backend)
+            assert_matches(target.numpy(v), want_v[t], target.dtype, f"dt={dt}: feed-forward step {t}: v")
+            assert_matches(target.numpy(fed.i), want_i[t], target.dtype, f"dt={dt}: feed-forward step {t}: i")
+            v, weighted = li_step(given_xs[t, ...], weighted, identity, given_p, dt, backend=target.backend)
+            assert_matches(target.numpy(v), want_v[t], target.dtype, f"dt={dt}: weighted step {t}: v")
+            assert_matches(target.numpy(weighted.i), want_i[t], target.dtype, f"dt={dt}: weighted step {t}: i")
+
+
 # --- against the float64 reference -------------------------------------------
 
 
@@ -132,28 +190,37 @@ def test_scan_matches_reference(target: Target) -> None:
 
 
 def test_weighted_scan_matches_reference(target: Target) -> None:
-    check_scan(target, random_case(1000, (2,), 7, inputs=5, seed=3), "1000-step weighted scan")
+    check_scan(target, random_case(1000, (2,), 7, inputs=5, seed=3, dt=5e-4), "1000-step weighted scan, dt=5e-4")
+
+
+def test_slow_neurons_match_reference(target: Target) -> None:
+    """``dt*tau_inv`` from 1 down to 1e-4 per neuron, both time constants, in
+    one call over 2/(dt*tau_inv) steps of the slowest (in half precision down
+    to 1e-2, where the format can resolve the decay at all): the decays
+    ``1 - dt*tau_inv`` are rounded near 1, so a recurrence written with them
+    drifts in float32."""
+    slowest = 1e-2 if target.dtype in HALF else 1e-4
+    check_scan(target, slow_case(slowest), f"slow neurons, dt*tau_inv down to {slowest:g}")
+
+
+def test_half_precision_is_computed_in_float32(target: Target) -> None:
+    """Half-precision inputs are computed in at least float32: with
+    ``dt*tau_inv`` down to 1e-3 a recurrence carried in half precision stalls
+    (each increment is below half a unit in the last place of ``v``), one
+    carried in float32 only rounds its outputs."""
+    if target.dtype not in HALF:
+        pytest.skip(f"{target.dtype} is computed in itself; only half-precision dtypes are widened")
+    check_scan(target, slow_case(1e-3), "half precision with dt*tau_inv down to 1e-3")
 
 
 def test_steps_match_reference(target: Target) -> None:
     for inputs in (None, 6):
-        case = random_case(1, (4,), 9, inputs=inputs, seed=4)
-        given, rounded = target.case(case), target.rounded(case)
-        if inputs is None:
-            v, state = li_feed_forward_step(given.xs[0, ...], given.state, given.p, case.dt, backend=target.backend)
-            expected_v, expected = ref.feed_forward_step(rounded.xs[0, ...], rounded.state, rounded.p, case.dt)
-        else:
-            v, state = li_step(given.xs[0, ...], given.state, given.weights, given.p, case.dt, backend=target.backend)
-            expected_v, expected = ref.step(rounded.xs[0, ...], rounded.state, rounded.weights, rounded.p, case.dt)
-        what = "feed-forward step" if inputs is None else "weighted step"
-        assert_matches(target.numpy(v), expected_v, target.dtype, f"{what}: v")
-        assert_matches(target.numpy(state.v), expected.v, target.dtype, f"{what}: state.v")
-        assert_matches(target.numpy(state.i), expected.i, target.dtype, f"{what}: state.i")
+        check_step(target, random_case(1, (4,), 9, inputs=inputs, seed=4, dt=2e-3), "dt=2e-3")
 
 
 def test_scan_equals_loop_of_steps(target: Target) -> None:
     for inputs in (None, 5):
-        case = target.case(random_case(40, (2,), 6, inputs=inputs, seed=5))
+        case = target.case(random_case(40, (2,), 6, inputs=inputs, seed=5, dt=1e-4))
         vs, final = run_scan(target, case)
         state = case.state
         for t in range(40):
@@ -196,13 +263,14 @@ def test_state_none_is_leak_and_zero_current(target: Target) -> None:
     v_start = target.numpy(case.p.v_leak) * np.ones((2, 6))
     explicit = LIState(target.array(v_start), target.array(np.zeros((2, 6))))
     for record in (False, True):
-        got = run_scan(target, case._replace(state=None), record_states=record)
+        got = run_scan(target, case, at_rest=True, record_states=record)
         want = run_scan(target, case._replace(state=explicit), record_states=record)
         for a, b, what in ((got[0], want[0], "voltages"), (got[1].v, want[1].v, "v"), (got[1].i, want[1].i, "i")):
             assert_matches(target.numpy(a), target.numpy(b), target.dtype, f"scan state=None: {what}")
     step_none = li_step(case.xs[0, ...], None, case.weights, case.p, case.dt, backend=target.backend)
     step_explicit = li_step(case.xs[0, ...], explicit, case.weights, case.p, case.dt, backend=target.backend)
-    assert_matches(target.numpy(step_none[0]), target.numpy(step_explicit[0]), target.dtype, "step state=None")
+    assert_matches(target.numpy(step_none[0]), target.numpy(step_explicit[0]), target.dtype, "step state=None: v")
+    assert_matches(target.numpy(step_none[1].i), target.numpy(step_explicit[1].i), target.dtype, "step state=None: i")
     x = target.array(np.ones((2, 6)))
     ff_none = li_feed_forward_step(x, None, case.p, case.dt, backend=target.backend)
     ff_explicit = li_feed_forward_step(x, explicit, case.p, case.dt, backend=target.backend)
@@ -216,12 +284,16 @@ def test_zero_steps_return_initial_state(target: Target) -> None:
     assert tuple(vs.shape) == (0, 2, 5), f"T=0 voltages have shape {tuple(vs.shape)}"
     assert_matches(target.numpy(state.v), target.numpy(case.state.v), target.dtype, "T=0: v")
     assert_matches(target.numpy(state.i), target.numpy(case.state.i), target.dtype, "T=0: i")
-    vs, states = run_scan(target, case, record_states=True)
-    assert tuple(states.v.shape) == tuple(states.i.shape) == (0, 2, 5), "T=0 record_states shapes"
-    _, fresh = run_scan(target, case._replace(state=None))
+    for at_rest in (False, True):
+        vs, states = run_scan(target, case, at_rest=at_rest, record_states=True)
+        assert tuple(vs.shape) == tuple(states.v.shape) == tuple(states.i.shape) == (0, 2, 5), (
+            f"T=0 record_states{' state=None' if at_rest else ''}: shapes {tuple(states.v.shape)}"
+        )
+    _, fresh = run_scan(target, case, at_rest=True)
     assert_matches(
         target.numpy(fresh.v), np.broadcast_to(target.numpy(case.p.v_leak), (2, 5)), target.dtype, "T=0 None: v"
     )
+    assert_matches(target.numpy(fresh.i), np.zeros((2, 5)), target.dtype, "T=0 None: i")
 
 
 def test_parameters_and_state_broadcast(target: Target) -> None:
@@ -237,8 +309,12 @@ def test_parameters_and_state_broadcast(target: Target) -> None:
         "state [N]": base._replace(state=LIState(rng.normal(size=4), rng.normal(size=4))),
         "mixed float and array": base._replace(p=base.p._replace(tau_syn_inv=300.0)),
     }
+    spikes = rng.normal(size=(1, 3, 2, 5))
+    weights = rng.normal(0.0, 0.5, size=(4, 5))
     for what, case in variants.items():
         check_scan(target, case, f"broadcasting, {what}")
+        check_step(target, case, f"broadcasting, {what}")
+        check_step(target, case._replace(xs=spikes, weights=weights), f"broadcasting, {what}")
 
 
 def test_non_contiguous_inputs(target: Target) -> None:
@@ -249,6 +325,7 @@ def test_non_contiguous_inputs(target: Target) -> None:
     reversed_axes = np.ascontiguousarray(np.transpose(wide[::2, :, ::2], (2, 1, 0)))
     transposed = xp.permute_dims(target.array(reversed_axes), (2, 1, 0))  # [40, 3, 8], axes permuted
     given = target.case(case)
+    assert case.weights is not None
     weights_t = xp.permute_dims(target.array(np.ascontiguousarray(case.weights.T)), (1, 0))
     for xs, what in ((strided, "strided"), (transposed, "transposed")):
         contiguous = target.array(target.numpy(xs))
@@ -285,17 +362,29 @@ def test_inputs_are_not_mutated(target: Target) -> None:
 
 
 def test_outputs_do_not_alias(target: Target) -> None:
-    case = target.case(random_case(5, (2,), 3, seed=15))
+    """Writing any returned array changes no other returned array and no
+    input, for all three functions."""
+    case = target.case(random_case(5, (2,), 3, inputs=4, seed=15))
     probe = target.array(np.zeros(3))
     if not mutable(target, probe):
         pytest.skip(f"{library_name(probe)} arrays are immutable, so aliasing cannot be observed")
+    current = target.array(np.random.default_rng(15).normal(size=(2, 3)))
+    b, xs, st, w, p, dt = target.backend, case.xs, case.state, case.weights, case.p, case.dt
     results = {
-        "ff step": li_feed_forward_step(case.xs[0, ...], case.state, case.p, case.dt, backend=target.backend),
+        "weighted step": li_step(xs[0, ...], st, w, p, dt, backend=b),
+        "weighted step, state=None": li_step(xs[0, ...], None, w, p, dt, backend=b),
+        "feed-forward step": li_feed_forward_step(current, st, p, dt, backend=b),
+        "feed-forward step, state=None": li_feed_forward_step(current, None, p, dt, backend=b),
         "scan": run_scan(target, case),
         "scan record_states": run_scan(target, case, record_states=True),
-        "scan T=0": run_scan(target, case._replace(xs=case.xs[:0, ...])),
+        "scan state=None": run_scan(target, case, at_rest=True),
+        "scan T=0": run_scan(target, case._replace(xs=xs[:0, ...])),
     }
-    inputs = _snapshot(target, case)
+    inputs = [*_snapshot(target, case), target.numpy(current).copy()]
+
+    def inputs_now() -> list[np.ndarray]:
+        return [*_snapshot(target, case), target.numpy(current)]
+
     for what, (v, state) in results.items():
         outputs = {"voltages": v, "state.v": state.v, "state.i": state.i}
         before = {name: target.numpy(a).copy() for name, a in outputs.items()}
@@ -308,27 +397,50 @@ def test_outputs_do_not_alias(target: Target) -> None:
                     np.testing.assert_array_equal(
                         target.numpy(other_array), before[other], err_msg=f"{what}: writing {name} changed {other}"
                     )
-            for old, new in zip(inputs, _snapshot(target, case)):
+            for old, new in zip(inputs, inputs_now()):
                 np.testing.assert_array_equal(new, old, err_msg=f"{what}: writing {name} changed an input")
             before[name] = target.numpy(array).copy()
 
 
 def test_results_keep_library_dtype_and_device(target: Target) -> None:
+    """Every result is an array of the input's library, dtype and device, in
+    every call shape: array or Python-float parameters, ``state=None``,
+    ``T = 0``, recorded states."""
     case = target.case(random_case(4, (2,), 3, inputs=5, seed=16))
-    outputs = [
-        *li_step(case.xs[0, ...], case.state, case.weights, case.p, case.dt, backend=target.backend),
-        *li_feed_forward_step(case.xs[0, ..., :3], None, case.p, case.dt, backend=target.backend),
-        *run_scan(target, case),
-        *run_scan(target, case, record_states=True),
-    ]
-    flat = []
-    for out in outputs:
-        flat.extend(out if isinstance(out, tuple) else (out,))
-    expected_device = _device(case.xs)
-    for out in flat:
-        assert target.backend.handles(out), f"result is {type(out)}, not an array of the backend's library"
-        assert dtype_name(out.dtype) == target.dtype, f"result dtype {dtype_name(out.dtype)}, expected {target.dtype}"
-        assert _device(out) == expected_device, f"result on device {_device(out)}, input on {expected_device}"
+    b, xs, st, w, p, dt = target.backend, case.xs, case.state, case.weights, case.p, case.dt
+    floats = LIParameters(0.2 / dt, 0.1 / dt, 0.25)
+    current = xs[0, ..., :3]
+    calls = {
+        "li_step, array parameters": lambda: li_step(xs[0, ...], st, w, p, dt, backend=b),
+        "li_step, Python-float parameters, state=None": lambda: li_step(xs[0, ...], None, w, floats, dt, backend=b),
+        "li_feed_forward_step, array parameters, state=None": lambda: li_feed_forward_step(
+            current, None, p, dt, backend=b
+        ),
+        "li_feed_forward_step, Python-float parameters": lambda: li_feed_forward_step(
+            current, st, floats, dt, backend=b
+        ),
+        "li_scan, array parameters": lambda: li_scan(xs, st, w, p, dt, backend=b),
+        "li_scan, record_states": lambda: li_scan(xs, st, w, p, dt, backend=b, record_states=True),
+        "li_scan, Python-float parameters, state=None": lambda: li_scan(xs, None, w, floats, dt, backend=b),
+        "li_scan, all defaults": lambda: li_scan(xs, backend=b),
+        "li_scan, T=0": lambda: li_scan(xs[:0, ...], st, w, p, dt, backend=b),
+        "li_scan, T=0, Python-float parameters, state=None": lambda: li_scan(
+            xs[:0, ...], None, w, floats, dt, backend=b
+        ),
+        "li_scan, T=0, record_states": lambda: li_scan(xs[:0, ...], st, w, p, dt, backend=b, record_states=True),
+    }
+    expected_device = _device(xs)
+    problems = []
+    for what, call in calls.items():
+        v, state = call()
+        for name, out in (("voltages", v), ("state.v", state.v), ("state.i", state.i)):
+            if not b.handles(out):
+                problems.append(f"{what}: {name} is {type(out)}, not an array of the backend's library")
+            elif dtype_name(out.dtype) != target.dtype:
+                problems.append(f"{what}: {name} has dtype {dtype_name(out.dtype)}, expected {target.dtype}")
+            elif _device(out) != expected_device:
+                problems.append(f"{what}: {name} is on device {_device(out)}, the input on {expected_device}")
+    assert not problems, "results of the wrong kind:\n" + "\n".join(problems)
 
 
 def _device(x):
@@ -454,31 +566,40 @@ def test_bad_input_raises_before_any_work(target: Target) -> None:
 # --- gradients, for backends that declare autograd ---------------------------
 
 
-def test_gradients_match_autograd_through_steps(target: Target) -> None:
-    from .gradients import gradient_api
-
+def check_gradients(target: Target, case: Case, what: str) -> None:
+    """Gradients of ``sum(seed * vs) + sum(final_seed * i_final)`` through the
+    target's scan, against the float64 adjoint of the reference on the same
+    (rounded) numbers, at the tolerance of the target's dtype."""
     if not target.backend.autograd:
         pytest.skip(f"backend {target.backend.name!r} does not declare autograd")
-    if target.dtype != "float64":
-        pytest.skip("gradients are compared in float64 only")
+    if target.dtype in HALF:
+        pytest.skip("gradients are checked in float32 and float64")
     api = gradient_api(target.array(np.zeros(1)))
     if api is None:
         pytest.skip("the suite knows no gradient API for this library (torch and jax are supported)")
-    case = target.case(random_case(30, (2,), 4, inputs=3, seed=20))
-    weights_out = target.array(np.random.default_rng(21).normal(size=(30, 2, 4)))
+    rng = np.random.default_rng(21)
+    neurons = tuple(case.state.v.shape)
+    seed = target.array(rng.normal(size=(case.xs.shape[0], *neurons)))
+    final_seed = target.array(rng.normal(size=neurons))
+    given = target.case(case)
+    names = [name for name in GRADIENT_NAMES if name != "input_weights" or case.weights is not None]
 
-    def loss(scan_fn):
-        def f(xs, w, v0, i0, tau_syn_inv, tau_mem_inv, v_leak):
-            vs, state = scan_fn(xs, LIState(v0, i0), w, LIParameters(tau_syn_inv, tau_mem_inv, v_leak), case.dt)
-            return (vs * weights_out).sum() + (state.i * state.i).sum()
+    def loss(xs, *rest):
+        weights, (v0, i0, tau_syn_inv, tau_mem_inv, v_leak) = (rest[0], rest[1:]) if len(rest) == 6 else (None, rest)
+        p = LIParameters(tau_syn_inv, tau_mem_inv, v_leak)
+        vs, state = li_scan(xs, LIState(v0, i0), weights, p, case.dt, backend=target.backend)
+        return (vs * seed).sum() + (state.i * final_seed).sum()
 
-        return f
+    weights = () if given.weights is None else (given.weights,)
+    got = api(loss, (given.xs, *weights, given.state.v, given.state.i, *given.p))
+    want = reference_gradients(target.rounded(case), target.numpy(seed), target.numpy(final_seed))
+    for name, gradient in zip(names, got):
+        assert_matches(target.numpy(gradient), want[name], target.dtype, f"{what}: gradient w.r.t. {name}")
 
-    arguments = (case.xs, case.weights, case.state.v, case.state.i, *case.p)
-    backend_scan = loss(lambda *a: li_scan(*a, backend=target.backend))
-    reference_scan_ = loss(lambda xs, s, w, p, dt: ref.scan(xs, s, w, p, dt, False))
-    got = api(backend_scan, arguments)
-    want = api(reference_scan_, arguments)
-    names = ("inputs", "input_weights", "state.v", "state.i", "p.tau_syn_inv", "p.tau_mem_inv", "p.v_leak")
-    for name, g, r in zip(names, got, want):
-        assert_matches(target.numpy(g), target.numpy(r), "float64", f"gradient w.r.t. {name}")
+
+def test_gradients_match_reference(target: Target) -> None:
+    check_gradients(target, random_case(30, (2,), 4, inputs=3, seed=20), "30-step weighted scan")
+
+
+def test_slow_neuron_gradients_match_reference(target: Target) -> None:
+    check_gradients(target, slow_case(1e-4), "slow neurons, dt*tau_inv down to 1e-4")

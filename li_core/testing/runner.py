@@ -14,11 +14,13 @@ def run_conformance(
     dtypes: Sequence[str] = (),
     devices: Sequence[str] = (),
     pytest_args: Sequence[str] = (),
+    plugins: Sequence[object] = (),
 ) -> int:
     """Run :mod:`li_core.testing.conformance` on ``backends`` (registered names
     or backend objects) and return pytest's exit code (0: every check passed
     or was skipped with a reason). The report names each passed, failed and
-    skipped check."""
+    skipped check; extra pytest ``plugins`` (objects with hook methods) see
+    every check's report too."""
     import pytest
 
     from .pytest_plugin import BackendObjects
@@ -38,4 +40,4 @@ def run_conformance(
         args += ["--li-dtype", dtype]
     for device in devices:
         args += ["--li-device", device]
-    return int(pytest.main(args, plugins=[BackendObjects(objects)]))
+    return int(pytest.main(args, plugins=[BackendObjects(objects), *plugins]))
