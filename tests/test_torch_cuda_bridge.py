@@ -231,6 +231,16 @@ def test_fused_unavailable_reports_the_import_error(monkeypatch):
         cuda.fused_unavailable.cache_clear()
 
 
+def test_active_needs_cupy_and_the_switch(monkeypatch):
+    monkeypatch.setattr(cuda, "fused_unavailable", lambda: None)
+    assert cuda.active()
+    monkeypatch.setattr(cuda, "FUSED", False)
+    assert not cuda.active()
+    monkeypatch.setattr(cuda, "FUSED", True)
+    monkeypatch.setattr(cuda, "fused_unavailable", lambda: "ModuleNotFoundError: No module named 'cupy'")
+    assert not cuda.active()
+
+
 def test_importing_the_bridge_imports_neither_torch_nor_cupy():
     probe = (
         "import sys\n"

@@ -27,6 +27,9 @@ from li_backends.cupy.kernels import Memory, Rate
 
 #: the extra that installs CuPy for the fused path
 EXTRA = 'pip install "li-neurons[cuda]"'
+#: set to False to run torch's own loop on CUDA even where the fused kernels
+#: can run (the benchmarks time both)
+FUSED = True
 
 
 def _torch() -> Any:
@@ -42,6 +45,12 @@ def fused_unavailable() -> str | None:
     except Exception as exc:  # noqa: BLE001 - the error is the reported reason
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def active() -> bool:
+    """Whether the custom ops run the fused kernels on CUDA tensors (else
+    torch's own loop): :data:`FUSED` and CuPy importable."""
+    return FUSED and fused_unavailable() is None
 
 
 def _laid_out(tensor: Any, shape: tuple[int, ...]) -> Any:

@@ -1,0 +1,164 @@
+"""``scripts/gpu-check``: the one command for a GPU machine.
+
+Here (normally without a GPU) it must exit 77 with one line saying why. Its
+parts are checked against the real formats they read: ``li compare``'s table
+(made by ``li_core.testing.compare.format_table``), pytest's junit report,
+the benchmark's result rows (made by ``benchmarks/bench_gpu.py``), and a real
+``li check`` run as the script runs it where the project is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from li_core.testing.compare import Comparison, format_table
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "gpu-check"
+
+
+def load(name: str, path: Path):
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    return load("gpu_check", SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def bench_gpu():
+    return load("bench_gpu", ROOT / "benchmarks" / "bench_gpu.py")
+
+
+def test_the_script_is_executable_python():
+    assert SCRIPT.stat().st_mode & 0o111, "scripts/gpu-check is not executable"
+    assert SCRIPT.read_text().startswith("#!/usr/bin/env python3\n")
+
+
+def test_without_a_gpu_it_exits_77_with_one_line(gpu_check):
+    if gpu_check.no_gpu_reason() is None:
+        pytest.skip("this machine has a CUDA GPU: gpu-check would run every step")
+    done = subprocess.run([str(SCRIPT)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 77, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu-check: skipped: no CUDA GPU ("), done.stdout
+    assert done.stderr == ""
+
+
+def comparison(backend: str, dtype: str, device: str, ratio: float, skipped: str | None = None) -> Comparison:
+    """A row of ``li compare`` (fields it may not have are left out)."""
+    values = {
+        "backend": backend, "dtype": dtype, "device": device, "case": "weighted", "max_abs": ratio * 1e-6,
+        "max_rel": ratio * 1e-7, "ratio": ratio, "ok": ratio <= 1.0, "skipped": skipped,
+    }  # fmt: skip
+    return Comparison(**{name: value for name, value in values.items() if name in Comparison._fields})
+
+
+def test_cuda_rows_of_the_compare_table(gpu_check):
+    rows = [
+        comparison("cupy", "float32", "cuda", 0.02),
+        comparison("torch", "float64", "cpu", 0.01),
+        comparison("torch", "float32", "cuda:0", 10.0),
+        comparison("cupy", "float16", "cuda", np.nan, "no CUDA device"),
+    ]
+    found, bad = gpu_check.cuda_rows(format_table(rows))
+    assert [line.split()[:3] for line in found] == [
+        ["cupy", "float32", "cuda"],
+        ["torch", "float32", "cuda:0"],
+        ["cupy", "float16", "cuda"],
+    ]
+    assert [line.split()[:2] for line in bad] == [["torch", "float32"], ["cupy", "float16"]]
+
+
+def test_gpu_tests_skipped_in_a_junit_report(gpu_check):
+    report = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+    <testcase classname="tests.test_cupy_backend" name="test_scan_matches_reference_on_the_gpu[float32]">
+      <skipped type="pytest.skip" message="the cupy backend cannot run here: no CUDA device"/></testcase>
+    <testcase classname="tests.test_torch_cuda_bridge" name="test_runs_on_the_tensors_own_device">
+      <skipped type="pytest.skip" message="needs two CUDA devices"/></testcase>
+    <testcase classname="tests.test_cupy_kernels" name="test_every_instantiation_compiles_with_nvcc[sm_90]">
+      <skipped type="pytest.skip" message="nvcc is not on PATH: cannot compile the CUDA kernels"/></testcase>
+    <testcase classname="tests.test_torch_cuda_bridge" name="test_scan_matches_the_euler_loop"/>
+    </testsuite></testsuites>"""
+    assert gpu_check.gpu_skips(report) == [
+        "tests.test_cupy_backend::test_scan_matches_reference_on_the_gpu[float32]: "
+        "the cupy backend cannot run here: no CUDA device"
+    ]
+
+
+def test_speed_lines_from_benchmark_rows(gpu_check, bench_gpu):
+    forward = bench_gpu.judged(bench_gpu.row("forward T=1000", "cupy", "li_scan", 1.2, "cupy.copy", 1.0), "forward")
+    slow = bench_gpu.row("training", "torch", "li_scan", 4.0, "x.clone()", 1.0, path="torch loop: no CUDA kernel")
+    bandwidth = bench_gpu.judged(bench_gpu.row("forward 1M", "torch", "li_scan", 2.0, "x.clone()", 1.0), "bandwidth")
+    results = [forward, bench_gpu.judged(slow, "training"), bandwidth, {"library": "cupy", "skipped": "no GPU"}]
+    lines, met, missed = gpu_check.speed_lines(json.loads(json.dumps(results)))
+    assert (met, missed) == (1, 2)
+    assert lines == [
+        "cupy forward T=1000: 1.20x (target <= 1.3x cupy.copy) met",
+        "torch training: 4.00x (target <= 3.0x x.clone()) MISSED [torch loop: no CUDA kernel]",
+        "torch forward 1M: 50% of copy bandwidth (target >= 80% of copy bandwidth) MISSED",
+        "cupy: skipped: no GPU",
+    ]
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_pytest_plugin_is_named_only_where_it_is_not_installed(gpu_check, monkeypatch, installed):
+    monkeypatch.setattr(gpu_check, "plugin_installed", lambda: installed)
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = gpu_check.environment()
+    assert env["PYTHONPATH"].split(":") == [str(ROOT), "/elsewhere"]
+    assert ("-p li_core.testing.pytest_plugin" in env.get("PYTEST_ADDOPTS", "")) is not installed
+
+
+def test_li_check_runs_as_on_a_machine_without_the_project_installed(gpu_check, monkeypatch):
+    """Entry points switched off (as where li-neurons is not installed): the
+    script names the conformance plugin itself and ``li check`` passes."""
+    monkeypatch.setattr(gpu_check, "plugin_installed", lambda: False)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    step = gpu_check.step_check(["numpy", "--dtype", "float64"], timeout=120)
+    assert step.ok, step.details
+    assert "passed" in step.summary
+
+
+@pytest.mark.parametrize("failing", [None, "li check cupy"])
+def test_every_step_is_reported_and_any_failure_exits_1(gpu_check, monkeypatch, capsys, failing):
+    def step(name):
+        return lambda *args, **kwargs: gpu_check.Step(name, name != failing, "summary", 1.0)
+
+    monkeypatch.setattr(gpu_check, "no_gpu_reason", lambda: None)
+    monkeypatch.setattr(gpu_check, "describe_machine", lambda: "a test machine")
+    monkeypatch.setattr(gpu_check, "step_tests", step("CUDA tests"))
+    monkeypatch.setattr(
+        gpu_check, "step_check", lambda arguments, limit: step("li check " + " ".join(arguments))(arguments, limit)
+    )
+    monkeypatch.setattr(gpu_check, "step_compare", step("li compare (CUDA rows)"))
+    monkeypatch.setattr(
+        gpu_check, "step_bench", lambda *args: (gpu_check.Step("GPU benchmarks", True, "speed targets", 1.0), 3, 1)
+    )
+    status = gpu_check.main([])
+    output = capsys.readouterr().out
+    assert output.count("\n[") == 5, output
+    assert status == (1 if failing else 0)
+    expected = f"1 of 5 steps failed ({failing})" if failing else "every step passed"
+    assert output.rstrip().endswith(f"gpu-check: {expected}; speed targets 3 met, 1 missed"), output
+
+
+def test_a_check_where_everything_is_skipped_fails(gpu_check, monkeypatch):
+    """On a GPU machine, ``li check cupy`` skipping every check (the backend
+    could not run) is a failure, not a pass."""
+    output = "sss [100%]\nSKIPPED [72] li_core/testing/conformance.py: no CUDA device\n72 skipped in 1.30s\n"
+    monkeypatch.setattr(gpu_check, "run", lambda command, timeout: (0, output))
+    step = gpu_check.step_check(["cupy"], timeout=60)
+    assert not step.ok and step.summary == "no check ran (72 skipped in 1.30s)"
