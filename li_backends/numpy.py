@@ -1,10 +1,11 @@
 """The ``numpy`` backend: in-place NumPy ufuncs on preallocated buffers.
 
-The scan allocates its outputs and two work buffers once and then runs the
-recurrences of the contract (docs/contract.md), section 1 in their increment
-forms with ``out=`` ufuncs, so no step allocates; with weights, all ``T``
-steps are projected by one matmul before the loop. float16 is computed in
-float32 and stored back in float16.
+The scan allocates its outputs and one scratch buffer (which ends as the
+final voltage) once and then runs the recurrences of the contract
+(docs/contract.md), section 1 in their increment forms with ``out=`` ufuncs,
+so no step allocates; with weights, all ``T`` steps are projected by one
+matmul before the loop. float16 is computed in float32 (its state carried in
+float32 buffers) and stored back in float16.
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ class NumPyBackend(li_core.Backend):
             previous = v
         if record_states:
             return voltages, LIState(voltages.copy(), currents)
-        return voltages, LIState(previous.astype(dtype, copy=True), j.astype(dtype, copy=False))
+        if staging is not None:
+            return voltages, LIState(staging.astype(dtype), j.astype(dtype))
+        np.copyto(scratch, previous)  # the scratch buffer becomes the final voltage
+        return voltages, LIState(scratch, j)
 
 
 @li_core.hookimpl

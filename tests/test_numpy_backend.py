@@ -1,12 +1,17 @@
 """The NumPy backend beyond the shared suite: properties over random shapes
-and parameters, and the algebra of the scan (hypothesis)."""
+and parameters, and the algebra of the scan (hypothesis); float16 computed in
+float32; memory measured with tracemalloc."""
+
+import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, reference
-from li_core.testing import assert_matches
+from li_core.testing import assert_matches, error_ratio
+from li_core.testing.cases import convert, slow_case
 
 shapes = st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple)
 rates = st.floats(0.0, 1.0)  # dt * tau_inv, including the edge cases b = 0 and a = 1
@@ -41,36 +46,50 @@ def test_scan_equals_loop_of_steps_and_reference(shape, steps, syn, mem, per_neu
 
 
 def test_float16_is_computed_in_float32():
-    xs = np.random.default_rng(0).normal(size=(2000, 8)).astype(np.float16)
-    vs, state = li_scan(xs, backend="numpy")
+    """Slow neurons (dt*tau_inv down to 1e-3): a recurrence carried in float16
+    stalls there (increments below half an ulp of v; 3.8x the float16
+    tolerance), one carried in float32 is off by the output rounding only."""
+    case = slow_case(1e-3)
+    half = convert(case, lambda a: a.astype(np.float16))
+    vs, state = li_scan(half.xs, half.state, None, half.p, case.dt, backend="numpy")
     assert vs.dtype == state.v.dtype == state.i.dtype == np.float16
-    reference_vs, _ = reference.scan(
-        xs.astype(np.float64), LIState(np.zeros(8), np.zeros(8)), None, LIParameters(), 1e-3
-    )
-    assert_matches(vs, reference_vs, "float16", "float16 scan")
+    exact = convert(half, lambda a: a.astype(np.float64))
+    reference_vs, reference_state = reference.scan(exact.xs, exact.state, None, exact.p, case.dt)
+    assert error_ratio(vs, reference_vs, "float16") < 0.1
+    assert error_ratio(state.i, reference_state.i, "float16") < 0.1
 
 
-def test_scan_does_not_allocate_per_step(monkeypatch):
-    """The loop writes into preallocated buffers: no array is created per step."""
-    import li_backends.numpy as backend_module
+def _working_memory(steps: int, dtype, record_states: bool = False) -> float:
+    """Peak memory of ``li_scan`` beyond the arrays it returns, in buffers of
+    the neuron shape and dtype (NumPy reports its data to tracemalloc)."""
+    neurons = 10_000
+    xs = np.random.default_rng(0).normal(size=(steps, neurons)).astype(dtype)
+    state = LIState(np.zeros(neurons, dtype), np.ones(neurons, dtype))
+    li_scan(xs[:2], state, backend="numpy")  # warm up outside the measurement
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        vs, final = li_scan(xs, state, p=LIParameters(v_leak=0.5), backend="numpy", record_states=record_states)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    returned = sum(a.nbytes for a in (vs, final.v, final.i))
+    return (peak - before - returned) / (neurons * np.dtype(dtype).itemsize)
 
-    created = []
-    real_np = backend_module._numpy()
 
-    class CountingNumpy:
-        def __getattr__(self, name):
-            attr = getattr(real_np, name)
-            if name in ("empty", "array", "zeros", "empty_like", "copy"):
-
-                def counted(*args, **kwargs):
-                    created.append(name)
-                    return attr(*args, **kwargs)
-
-                return counted
-            return attr
-
-    monkeypatch.setattr(backend_module, "_numpy", lambda: CountingNumpy())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scan_does_not_allocate_per_step(dtype):
+    """Beyond its outputs the scan holds nothing of the neuron shape at any
+    moment, however long: a per-step temporary (``j = j + xs[t]``, a
+    multiplication without ``out=``) would show as one buffer more at the peak."""
     for steps in (10, 1000):
-        created.clear()
-        li_scan(np.ones((steps, 4)), backend="numpy")
-        assert len(created) <= 6, created
+        assert _working_memory(steps, dtype) < 0.25, steps
+
+
+def test_scan_working_memory_is_bounded_with_recorded_states_and_float16():
+    """Recording states keeps ``j`` and the scratch buffer beside the
+    outputs; float16 adds the float32 voltage it carries (3 float32 buffers
+    are 6 float16 ones). Neither grows with ``T``."""
+    for steps in (10, 1000):
+        assert _working_memory(steps, np.float32, record_states=True) < 2.25, steps
+        assert _working_memory(steps, np.float16) < 6.25, steps

@@ -1,12 +1,13 @@
-"""Tools to trust a backend: the conformance suite, the SPEC tolerances and
-cross-backend equivalence.
+"""Tools to trust a backend: the conformance suite, the tolerances of the
+contract (docs/contract.md), section 4 and cross-backend equivalence.
 
 - ``li check NAME`` / ``pytest --pyargs li_core.testing.conformance --li-backend NAME``
   runs the conformance suite (:mod:`li_core.testing.conformance`);
 - :func:`run_conformance` does the same from Python, also for backend objects
   that are not registered;
-- :func:`compare` / ``li compare`` runs the same random inputs through every
-  backend and tabulates the errors against the float64 reference.
+- :func:`compare` / ``li compare`` runs the same inputs (random, and slow
+  neurons) through every backend and tabulates the errors against the
+  float64 reference.
 """
 
 from .cases import Case, random_case

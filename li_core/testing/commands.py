@@ -6,6 +6,8 @@ import argparse
 
 from li_core.arrays import FLOATING
 
+from .compare import CASES
+
 
 def _split(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
@@ -13,7 +15,7 @@ def _split(values: list[str]) -> list[str]:
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Run the conformance suite (SPEC sections 2, 4 and 5) against one or more registered backends; "
+        "Run the conformance suite (the contract's sections 2, 4 and 5) against one or more registered backends; "
         "each check is reported as passed, failed or skipped with its reason."
     )
     parser.add_argument("backends", nargs="+", metavar="NAME", help="registered backend name(s)")
@@ -37,8 +39,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Run the same random inputs through every available backend and print the max absolute and relative "
-        "error against the float64 reference per backend and dtype; exit 1 if any is outside tolerance."
+        "Run the same inputs through every available backend and print the max absolute and relative error "
+        "against the float64 reference per backend, dtype and case (a weighted scan of random inputs; slow "
+        "neurons, dt*tau_inv down to 1e-4); exit 1 if any is outside tolerance."
     )
     parser.add_argument("--backends", action="append", default=[], help="comma-separated backend names (default: all)")
     parser.add_argument(
@@ -46,11 +49,14 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=int, default=1000, help="time steps of the weighted scan (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--case", action="append", default=[], choices=CASES, help="only this case (repeatable)")
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import compare, format_table
 
-    rows = compare(_split(args.backends) or None, args.dtype or None, steps=args.steps, seed=args.seed)
+    rows = compare(
+        _split(args.backends) or None, args.dtype or None, steps=args.steps, seed=args.seed, cases=args.case or CASES
+    )
     print(format_table(rows))
     return 0 if all(row.ok for row in rows) else 1

@@ -457,7 +457,7 @@ def test_large_population(target: Target) -> None:
     assert_matches(target.numpy(state.i), expected.i, target.dtype, "70,001-neuron step: i")
 
 
-# --- SPEC section 5: bad input ----------------------------------------------
+# --- the contract, section 5: bad input --------------------------------------
 
 
 def _bad_calls(target: Target, case: Case):
@@ -558,7 +558,7 @@ def test_bad_input_raises_before_any_work(target: Target) -> None:
             failures.append(f"{what}: raised {type(exc).__name__} ({exc}), expected {kind.__name__}")
         else:
             failures.append(f"{what}: no error, expected {kind.__name__}")
-    assert not failures, "bad input not rejected as SPEC section 5 requires:\n" + "\n".join(failures)
+    assert not failures, "bad input not rejected as the contract, section 5 requires:\n" + "\n".join(failures)
     for old, new in zip(before, _snapshot(target, case)):
         np.testing.assert_array_equal(new, old, err_msg="a rejected call modified its inputs")
 

@@ -1,4 +1,5 @@
-"""SPEC section 4: when a result matches the float64 reference.
+"""The contract (docs/contract.md), section 4: when a result matches the
+float64 reference.
 
 ``y`` matches ``r`` when ``|y - r| <= rtol * (|r| + max|r|)`` elementwise, with
 ``rtol`` by the result's dtype.
@@ -33,7 +34,7 @@ def error_ratio(result: Any, reference: Any, dtype: str) -> float:
 
 def assert_matches(result: Any, reference: Any, dtype: str, what: str) -> None:
     """Raise ``AssertionError`` naming ``what`` when ``result`` is outside the
-    SPEC tolerance of ``reference``."""
+    tolerance of ``reference``."""
     ratio = error_ratio(result, reference, dtype)
     if ratio > 1.0:
         y = np.asarray(result, dtype=np.float64)
