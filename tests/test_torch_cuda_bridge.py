@@ -329,3 +329,30 @@ def test_runs_on_the_tensors_own_device():
     assert voltages.device == torch.device("cuda:1")
     expected = euler_loop(*(t.double().cpu() for t in (xs, v0, i0, a, d, v_leak)))[0]
     check(voltages, expected, "float32", "voltages on cuda:1")
+
+
+@pytest.mark.parametrize("parameters", [False, True], ids=["inputs", "parameters"])
+@pytest.mark.parametrize("record", [False, True], ids=["final", "record"])
+def test_outputs_have_the_shapes_and_dtypes_the_ops_declare(on_host, record, parameters):
+    """What torch.compile plans with (the ops' fake implementations) is what
+    the fused path returns, for every output of both ops."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from li_backends.torch import ops  # noqa: F401 - registers the ops
+
+    rng = np.random.default_rng(9)
+    xs = torch.tensor(rng.normal(size=(5, 3, 70)), dtype=torch.float32)
+    v0, i0 = torch.zeros(3, 70), torch.zeros(3, 70)
+    rates = random_rates(rng, [(70,), (3, 1), None], torch.float32)
+    got = cuda.scan(xs, v0, i0, *rates, record, parameters)
+    saved = (v0, got[0], got[2]) if parameters else (None, None, None)
+    grads = cuda.scan_backward(torch.ones_like(xs), torch.ones_like(got[1]), *rates, *saved, record, True)
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        fake = [mode.from_tensor(t) if t is not None else None for t in (xs, v0, i0, *rates, *saved)]
+        declared = torch.ops.li_neurons.scan(*fake[:6], record, parameters)
+        declared_grads = torch.ops.li_neurons.scan_backward(
+            mode.from_tensor(torch.ones_like(xs)), mode.from_tensor(torch.ones_like(got[1])), *fake[3:], record, True
+        )
+    for real, planned in zip([*got, *grads], [*declared, *declared_grads]):
+        assert (tuple(real.shape), real.dtype) == (tuple(planned.shape), planned.dtype)
+    assert len(grads) == len(declared_grads)

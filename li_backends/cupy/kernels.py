@@ -107,6 +107,7 @@ def _runs(shape: list[int], neurons: tuple[int, ...]) -> list[tuple[int, int, in
     return runs
 
 
+@functools.lru_cache(maxsize=256)
 def parameter_layout(shape: tuple[int, ...], neurons: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """How the kernels read a parameter of ``shape`` that broadcasts to the
     neuron shape ``neurons``.
@@ -136,18 +137,15 @@ def parameter(memory: Memory, dtype: str, rate: Rate, neurons: tuple[int, ...]) 
     A float is multiplied by its scale here, in double precision, and then
     rounded to the compute type, as Python and the reference compute
     ``dt * tau_inv``; an array is multiplied by the kernel, in the compute type."""
-    struct = numpy.zeros(1, dtype=parameter_dtype(dtype))
-    compute = COMPUTE_TYPES[dtype]
     if isinstance(rate.value, float):
-        struct["scalar"] = compute(rate.value * rate.scale)
-        struct[["inner0", "size0", "inner1", "size1"]] = (1, 1, 1, 1)
-        return struct, None
-    shape, layout = parameter_layout(tuple(rate.value.shape), neurons)
-    values = memory.laid_out(rate.value, shape)
-    struct["values"] = memory.address(values)
-    struct["scale"] = compute(rate.scale)
-    struct[["inner0", "size0", "inner1", "size1"]] = layout
-    return struct, values
+        fields: tuple = (0, rate.value * rate.scale, 0.0, 1, 1, 1, 1)
+        values = None
+    else:
+        shape, layout = parameter_layout(tuple(rate.value.shape), neurons)
+        values = memory.laid_out(rate.value, shape)
+        fields = (memory.address(values), 0.0, rate.scale, *layout)
+    # (NumPy rounds each Python float to the field's type, to nearest)
+    return numpy.array([fields], dtype=parameter_dtype(dtype)), values
 
 
 def _pointer(memory: Memory, array: Any) -> numpy.uint64:
