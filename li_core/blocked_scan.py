@@ -1,0 +1,354 @@
+"""Few neurons, long runs: the scan cut into chunks of time that run side by side.
+
+A scan over ``T`` steps of ``n`` neurons pays a fixed overhead per step. When
+``n`` is small that overhead is all there is, so the time is cut into ``K``
+chunks of ``L`` steps and the chunks are scanned together as ``K * n`` lanes:
+
+1. :func:`chunk_ends` scans every chunk from rest (``v = v_leak``, ``i = 0``):
+   ``L`` steps over ``K * n`` lanes, keeping only each chunk's final state;
+2. :func:`carry` walks the ``K`` chunk boundaries (``K`` steps over ``n``
+   lanes): a chunk's entering state is the previous chunk's final state from
+   rest plus what ``L`` input-free steps make of the previous entering state,
+   using the :class:`ChunkTransition` that :func:`chunk_transition` obtains by
+   an input-free scan of ``L`` steps;
+3. the lane scan runs every chunk again from its entering state, which gives
+   each step exactly as the one-step-at-a-time loop computes it.
+
+That is about ``3 L + K`` steps instead of ``T``, about ``3 sqrt(T)`` with the
+chunk length of :func:`chunk_length`. Every recurrence is in increment form,
+``v + a*((v_leak - v) + j)`` and ``j - d*j`` with ``a = dt*tau_mem_inv`` and
+``d = dt*tau_syn_inv``, and nothing is divided (the contract, docs/contract.md,
+section 1). The derivation, the accuracy argument and the measured crossover
+are in ``docs/model.md``.
+
+The per-step loop over the lanes is pluggable: every function that runs one
+takes a ``lane_scan`` with the signature of a backend's scan without weights,
+``lane_scan(xs, state, p, dt, record_states) -> (voltages, state)``, on
+time-first ``xs`` of shape ``[steps, *lanes]`` whose state and parameters
+broadcast to ``lanes``. The default is :func:`scan_lanes`, written against the
+Array API. Everything here is written against the Array API too (no in-place
+writes), so it runs on NumPy, PyTorch (with autograd), array-api-strict and
+any other compliant library, and the three phases can run where the chunks
+live (a chunked library runs phase 1 and 3 per chunk, phase 2 in one place).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import array_api_compat
+
+from .arrays import HALF, dtype_name, namespace
+from .reference import rates
+from .types import LIParameters, LIState
+
+__all__ = [
+    "MAX_BLOCKED_NEURONS",
+    "MIN_BLOCKED_STEPS",
+    "ChunkTransition",
+    "LaneScan",
+    "blocked_scan",
+    "carry",
+    "chunk_ends",
+    "chunk_length",
+    "chunk_transition",
+    "from_chunks",
+    "rescan_chunks",
+    "scan_lanes",
+    "to_chunks",
+]
+
+#: ``lane_scan(xs, state, p, dt, record_states) -> (voltages, state)``: a
+#: backend's plain scan over time-first ``xs`` ``[steps, *lanes]``, without weights
+LaneScan = Callable[[Any, LIState, LIParameters, float, bool], tuple[Any, LIState]]
+
+#: above this many neurons per step the plain loop runs (see :func:`chunk_length`)
+MAX_BLOCKED_NEURONS = 1024
+#: below this many steps the plain loop runs (see :func:`chunk_length`)
+MIN_BLOCKED_STEPS = 64
+#: chunk length ``L = CHUNK_SCALE * sqrt(T)`` (see :func:`chunk_length`)
+CHUNK_SCALE = 0.7
+#: a divisor of the step count within this factor of the best chunk length is preferred
+CHUNK_SLACK = 1.3
+
+
+def chunk_length(steps: int, neurons: int) -> int:
+    """The chunk length ``L`` for a scan of ``steps`` steps over ``neurons``
+    neurons per step, or 0 where the plain loop is faster.
+
+    The blocked scan costs about ``3 L`` steps over ``K * neurons`` lanes,
+    ``K = steps // L`` steps over ``neurons`` lanes, and a few passes over the
+    data more than the loop. With a fixed cost ``o`` per lane step and ``o_c``
+    per carry step, ``3 L o + (T / L) o_c`` is least at
+    ``L = sqrt(T o_c / (3 o))``; measured, ``L = CHUNK_SCALE * sqrt(T)``.
+    Near that optimum the cost is flat, so a divisor of ``steps`` within a
+    factor :data:`CHUNK_SLACK` of it is preferred: then no tail of
+    ``T % L`` steps is left to scan and join. The blocked scan wins while the
+    per-step overhead dominates the loop, that is up to
+    :data:`MAX_BLOCKED_NEURONS` neurons per step; beyond, the loop is close
+    to the cost of touching the data and the blocked scan's extra passes make
+    it slower. Below :data:`MIN_BLOCKED_STEPS` steps there is nothing to gain.
+    """
+    if neurons > MAX_BLOCKED_NEURONS or steps < MIN_BLOCKED_STEPS:
+        return 0
+    best = CHUNK_SCALE * math.sqrt(steps)
+    divisors = [n for n in range(math.ceil(best / CHUNK_SLACK), math.floor(best * CHUNK_SLACK) + 1) if steps % n == 0]
+    if divisors:
+        return min(divisors, key=lambda n: abs(math.log(n / best)))
+    return max(1, round(best))
+
+
+def scan_lanes(
+    xs: Any,
+    state: LIState,
+    p: LIParameters,
+    dt: float,
+    record_states: bool,
+    *,
+    keep_voltages: bool = True,
+    axis: int = 0,
+) -> tuple[Any, LIState]:
+    """The default lane scan: the Euler step over time-first ``xs``
+    ``[steps, *lanes]`` in increment form, ``j = i + x``,
+    ``v = v + a*((v_leak - v) + j)``, ``i = j - d*j``. Returns the voltages
+    ``[steps, *lanes]`` and the final state, or with ``record_states`` the
+    ``v`` and ``i`` sequences, as a backend's scan does.
+
+    Without ``keep_voltages`` (and ``record_states``) only the final state is
+    kept and the voltages are None. ``axis`` is where the sequences put the
+    time axis: 1 gives :func:`to_chunks` lanes ``[K, steps, *shape]``, which
+    is already the time-first order of the whole scan."""
+    xp = namespace(xs)
+    a, d = rates(p, dt)
+    leak = p.v_leak
+    v, i = state
+    voltages, currents = [], []
+    for t in range(xs.shape[0]):
+        j = i + xs[t, ...]
+        v = v + a * ((leak - v) + j)
+        i = j - d * j
+        if keep_voltages or record_states:
+            voltages.append(v)
+        if record_states:
+            currents.append(i)
+    if xs.shape[0] == 0:
+        shape = list(xs.shape[1:])
+        shape.insert(axis, 0)
+        empty = xp.zeros(tuple(shape), dtype=xs.dtype, device=array_api_compat.device(xs))
+        if record_states:
+            return empty, LIState(xp.asarray(empty, copy=True), xp.asarray(empty, copy=True))
+        final = LIState(xp.asarray(state.v, copy=True), xp.asarray(state.i, copy=True))
+        return (empty if keep_voltages else None), final
+    if record_states:
+        stacked = xp.stack(voltages, axis=axis)
+        return stacked, LIState(xp.asarray(stacked, copy=True), xp.stack(currents, axis=axis))
+    return (xp.stack(voltages, axis=axis) if keep_voltages else None), LIState(v, i)
+
+
+class ChunkTransition(NamedTuple):
+    """What ``L`` input-free steps do to a state's deviation from rest,
+    ``u = v - v_leak`` and ``i``, in increment form:
+    ``u -> u - v_lost*u + i_to_v*i`` and ``i -> i - i_lost*i``.
+
+    ``v_lost = 1 - c**L`` and ``i_lost = 1 - b**L`` (``c = 1 - a``,
+    ``b = 1 - d``) are the fractions of the deviation lost over a chunk and
+    ``i_to_v`` is the voltage that a unit current leaves after ``L`` steps;
+    all three per neuron, shaped like the broadcast time constants."""
+
+    v_lost: Any
+    i_to_v: Any
+    i_lost: Any
+
+
+def chunk_transition(
+    p: LIParameters, dt: float, length: int, like: Any, lane_scan: LaneScan | None = None
+) -> ChunkTransition:
+    """The :class:`ChunkTransition` over ``length`` steps, in the dtype and on
+    the device of the array ``like``, from one input-free lane scan of three
+    lanes per neuron: from ``v = 0`` towards ``v_leak = 1`` at rate ``a``
+    (``1 - c**L``), from ``i = 1`` with ``v_leak = 0`` (``i_to_v``), and from
+    ``v = 0`` towards ``v_leak = 1`` at rate ``d`` (``1 - b**L``), each by
+    the increments of the scan itself: no power, no closed form, no division."""
+    xp = namespace(like)
+    device = array_api_compat.device(like)
+
+    def array(value: Any) -> Any:  # parameter arrays already have the dtype and device
+        return xp.asarray(value, dtype=like.dtype, device=device) if isinstance(value, (float, list)) else value
+
+    mem, syn = xp.broadcast_arrays(array(p.tau_mem_inv), array(p.tau_syn_inv))
+    shape = tuple(mem.shape)
+    column = (3,) + (1,) * len(shape)
+    lanes = (3, *shape)
+    zeros = xp.zeros(lanes, dtype=like.dtype, device=device)
+    params = LIParameters(
+        tau_syn_inv=syn,
+        tau_mem_inv=xp.stack([mem, mem, syn]),
+        v_leak=zeros + xp.reshape(array([1.0, 0.0, 1.0]), column),
+    )
+    start = LIState(zeros, zeros + xp.reshape(array([0.0, 1.0, 0.0]), column))
+    no_input = xp.zeros((length, *lanes), dtype=like.dtype, device=device)
+    if lane_scan is None:
+        _, end = scan_lanes(no_input, start, params, dt, False, keep_voltages=False)
+    else:
+        _, end = lane_scan(no_input, start, params, dt, False)
+    return ChunkTransition(end.v[0, ...], end.v[1, ...], end.v[2, ...])
+
+
+def to_chunks(xs: Any, length: int) -> Any:
+    """The first ``K * length`` steps of time-first ``xs`` ``[T, *shape]``
+    (``K = T // length``) as ``[length, K, *shape]``: step ``t`` of chunk
+    ``k`` is ``xs[k*length + t]``. Materialised in that order (one copy), so
+    each step of the lane scan reads one contiguous block."""
+    xp = namespace(xs)
+    chunks = xs.shape[0] // length
+    shape = xs.shape[1:]
+    blocks = xp.reshape(xs[: chunks * length, ...], (chunks, length, *shape))
+    lanes = xp.permute_dims(blocks, (1, 0, *range(2, 2 + len(shape))))
+    return xp.reshape(xp.reshape(lanes, (-1,)), lanes.shape)
+
+
+def from_chunks(ys: Any, chunk_major: bool = False) -> Any:
+    """The inverse of :func:`to_chunks`: ``[length, K, *shape]`` (or, with
+    ``chunk_major``, ``[K, length, *shape]``) as the time-first
+    ``[K * length, *shape]``."""
+    xp = namespace(ys)
+    shape = ys.shape[2:]
+    if not chunk_major:
+        ys = xp.permute_dims(ys, (1, 0, *range(2, 2 + len(shape))))
+    return xp.reshape(ys, (ys.shape[0] * ys.shape[1], *shape))
+
+
+def _spread(p: LIParameters, lanes: tuple[int, ...], like: Any) -> LIParameters:
+    """Parameter arrays materialised in the lane shape (floats stay floats):
+    every operation of a lane step then runs over one contiguous block
+    instead of one short row per chunk."""
+    xp = namespace(like)
+    zeros = xp.zeros(lanes, dtype=like.dtype, device=array_api_compat.device(like))
+    return LIParameters(*(value if isinstance(value, float) else value + zeros for value in p))
+
+
+def chunk_ends(x_chunks: Any, p: LIParameters, dt: float, lane_scan: LaneScan | None = None) -> LIState:
+    """Phase 1: the final state of every chunk of ``x_chunks``
+    ``[L, K, *shape]`` scanned from rest (``v = v_leak``, ``i = 0``); an
+    ``LIState`` of ``[K, *shape]`` arrays. ``p`` broadcasts to ``[K, *shape]``."""
+    xp = namespace(x_chunks)
+    zeros = xp.zeros(x_chunks.shape[1:], dtype=x_chunks.dtype, device=array_api_compat.device(x_chunks))
+    rest = LIState(zeros + p.v_leak, zeros)
+    if lane_scan is None:
+        return scan_lanes(x_chunks, rest, p, dt, False, keep_voltages=False)[1]
+    return lane_scan(x_chunks, rest, p, dt, False)[1]
+
+
+def carry(ends: LIState, start: LIState, transition: ChunkTransition, v_leak: Any) -> LIState:
+    """Phase 2: the state entering each of the ``K`` chunks, ``[K, *shape]``.
+
+    Chunk 0 enters at ``start``; chunk ``k + 1`` enters at chunk ``k``'s
+    final state from rest (``ends``, from :func:`chunk_ends`) plus what the
+    transition makes of chunk ``k``'s entering deviation from rest:
+    ``v' = v_end + (i_to_v*i + (u - v_lost*u))`` with ``u = v - v_leak``, and
+    ``i' = i_end + (i - i_lost*i)``. ``K - 1`` steps over the neurons."""
+    xp = namespace(ends.v)
+    v, i = start
+    entering_v, entering_i = [v], [i]
+    for k in range(ends.v.shape[0] - 1):
+        u = v - v_leak
+        v = ends.v[k, ...] + (transition.i_to_v * i + (u - transition.v_lost * u))
+        i = ends.i[k, ...] + (i - transition.i_lost * i)
+        entering_v.append(v)
+        entering_i.append(i)
+    return LIState(xp.stack(entering_v), xp.stack(entering_i))
+
+
+def rescan_chunks(
+    x_chunks: Any,
+    entering: LIState,
+    p: LIParameters,
+    dt: float,
+    record_states: bool,
+    lane_scan: LaneScan | None = None,
+) -> tuple[Any, LIState]:
+    """Phase 3: every chunk of ``x_chunks`` ``[L, K, *shape]`` scanned again
+    from its entering state (``[K, *shape]``, from :func:`carry`). Returns
+    the voltages as the time-first ``[K * L, *shape]`` sequence and the
+    chunks' final states ``[K, *shape]``, or with ``record_states`` the
+    time-first ``v`` and ``i`` sequences."""
+    if lane_scan is None:  # stacked chunk-major, which is already time-first: no reordering copy
+        voltages, final = scan_lanes(x_chunks, entering, p, dt, record_states, axis=1)
+    else:
+        voltages, final = lane_scan(x_chunks, entering, p, dt, record_states)
+    chunk_major = lane_scan is None
+    if record_states:
+        final = LIState(from_chunks(final.v, chunk_major), from_chunks(final.i, chunk_major))
+    return from_chunks(voltages, chunk_major), final
+
+
+def blocked_scan(
+    xs: Any,
+    state: LIState,
+    w: Any,
+    p: LIParameters,
+    dt: float,
+    record_states: bool = False,
+    *,
+    lane_scan: LaneScan | None = None,
+    length: int | None = None,
+) -> tuple[Any, LIState]:
+    """A backend's ``scan`` (same arguments, same results) by chunks of time.
+
+    ``xs`` is time-first, projected first as ``xs @ w.T`` when ``w`` is
+    given; ``state`` has the neuron shape and ``p`` broadcasts to it.
+    ``length`` is the chunk length (default :func:`chunk_length`); with 0, or
+    more steps than ``xs`` has, the whole scan is one lane scan. The last
+    ``T % length`` steps run as a lane scan from the state the chunks leave.
+    float16 and bfloat16 are computed in float32 and returned in their dtype.
+    """
+    xp = namespace(xs)
+    dtype = state.v.dtype  # xs may be a float32 projection of half-precision spikes
+    if dtype_name(dtype) in HALF:
+        xs, state, w, p = _in_float32(xp, xs, state, w, p)
+    if w is not None:
+        xs = xp.matmul(xs, xp.matrix_transpose(w))
+    scan = lane_scan or scan_lanes
+    steps, shape = xs.shape[0], xs.shape[1:]
+    if length is None:
+        length = chunk_length(steps, math.prod(shape))
+    if length <= 0 or length > steps:
+        return _cast(xp, dtype, *scan(xs, state, p, dt, record_states))
+
+    chunks = steps // length
+    main = chunks * length
+    x_chunks = to_chunks(xs, length)
+    lanes_p = _spread(p, (chunks, *shape), xs)
+    ends = chunk_ends(x_chunks, lanes_p, dt, lane_scan)
+    transition = chunk_transition(p, dt, length, xs, lane_scan)
+    entering = carry(ends, state, transition, p.v_leak)
+    voltages, final = rescan_chunks(x_chunks, entering, lanes_p, dt, record_states, lane_scan)
+    last = LIState(final.v[-1, ...], final.i[-1, ...])
+    if not record_states:
+        final = last
+    if main < steps:
+        tail, tail_final = scan(xs[main:, ...], last, p, dt, record_states)
+        voltages = xp.concat([voltages, tail])
+        if record_states:
+            final = LIState(xp.concat([final.v, tail_final.v]), xp.concat([final.i, tail_final.i]))
+        else:
+            final = tail_final
+    return _cast(xp, dtype, voltages, final)
+
+
+def _in_float32(xp: Any, xs: Any, state: LIState, w: Any, p: LIParameters) -> tuple[Any, LIState, Any, LIParameters]:
+    """Every array argument in float32 (half precision is computed there)."""
+
+    def each(value: Any) -> Any:
+        return value if value is None or isinstance(value, float) else xp.astype(value, xp.float32)
+
+    return each(xs), LIState(each(state.v), each(state.i)), each(w), LIParameters(*(each(q) for q in p))
+
+
+def _cast(xp: Any, dtype: Any, voltages: Any, state: LIState) -> tuple[Any, LIState]:
+    """The results in the caller's dtype (half precision is computed in float32)."""
+    if dtype_name(dtype) not in HALF:
+        return voltages, state
+    return xp.astype(voltages, dtype), LIState(xp.astype(state.v, dtype), xp.astype(state.i, dtype))
