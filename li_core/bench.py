@@ -62,6 +62,8 @@ LOOP_REPEATS = 3
 MAX_SECONDS = 10.0
 #: the backend that runs the reference loop itself: benchmarked only on request
 REFERENCE_BACKEND = "array_api"
+#: the reference backend skips workloads longer than this (it steps one slice at a time)
+REFERENCE_MAX_STEPS = 10_000
 
 
 class Timing(NamedTuple):
@@ -168,7 +170,11 @@ class Workload:
     """One standard benchmark: a scan over ``steps`` time steps of
     ``[batch, neurons]`` leaky integrators, fed through a ``[neurons,
     inputs]`` weight matrix when ``inputs`` is set, and differentiated
-    (forward and backward of ``vs.sum()``) when ``training`` is set."""
+    (forward and backward of ``vs.sum()``) when ``training`` is set. With
+    ``per_neuron`` every neuron has its own time constants and leak; else the
+    defaults. With ``loop_steps`` the step loop yardstick is timed over the
+    first ``loop_steps`` steps only and its time scaled to ``steps`` (its
+    cost per step is constant; a long run would take minutes)."""
 
     name: str
     title: str
@@ -177,6 +183,8 @@ class Workload:
     neurons: int
     inputs: int | None = None
     training: bool = False
+    per_neuron: bool = False
+    loop_steps: int | None = None
 
     @property
     def shape(self) -> str:
@@ -191,6 +199,7 @@ class Workload:
             batch=max(1, self.batch // 4),
             neurons=max(8, self.neurons // 16),
             inputs=None if self.inputs is None else max(8, self.inputs // 16),
+            loop_steps=None if self.loop_steps is None else max(2, self.loop_steps // 10),
         )
 
     def arrays(self, dtype: str, seed: int = 0) -> tuple[Any, Any]:
@@ -207,6 +216,19 @@ class Workload:
         weights = (rng.standard_normal((self.neurons, self.inputs)) / np.sqrt(self.inputs)).astype(dtype)
         return spikes, weights
 
+    def parameters(self, dtype: str, seed: int = 0) -> LIParameters:
+        """The parameters: the defaults, or with ``per_neuron`` NumPy arrays
+        of shape ``[neurons]`` with ``dt*tau_inv`` uniform in (0.05, 0.45)
+        and ``v_leak`` uniform in (-1, 1) (drawn apart from the inputs)."""
+        if not self.per_neuron:
+            return PARAMETERS
+        import numpy as np
+
+        rng = np.random.default_rng([seed, 1])
+        rates = rng.uniform(0.05, 0.45, size=(2, self.neurons)) / DT
+        leak = rng.uniform(-1.0, 1.0, size=self.neurons)
+        return LIParameters(*(value.astype(dtype) for value in (*rates, leak)))
+
 
 #: the standard workloads, by name
 WORKLOADS: dict[str, Workload] = {
@@ -216,6 +238,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload("training", "training (forward + backward)", 500, 16, 4096, training=True),
         Workload("small", "small scan", 100, 8, 256),
         Workload("weighted", "weighted scan", 500, 16, 1024, inputs=1024),
+        Workload("long", "few neurons, long run", 100_000, 1, 16, per_neuron=True, loop_steps=10_000),
     )
 }
 
@@ -357,35 +380,43 @@ def _time_case(
     xs = backend.asarray(xs_np, device=device)
     w = None if w_np is None else backend.asarray(w_np, device=device)
     del xs_np, w_np
+    p = LIParameters(
+        *(v if isinstance(v, float) else backend.asarray(v, device=device) for v in workload.parameters(dtype, seed))
+    )
     library = library_name(xs)
     sync = synchronizer(xs)
     # the reference loop receives what the core would give a backend
     zeros_np = np.zeros((workload.batch, workload.neurons), dtype=dtype)
     state = LIState(backend.asarray(zeros_np, device=device), backend.asarray(zeros_np, device=device))
+    loop_steps = min(workload.loop_steps or workload.steps, workload.steps)
+    loop_xs = xs[:loop_steps, ...]
 
     def fused(a: Any) -> Any:
-        return li_scan(a, None, w, PARAMETERS, DT, backend=backend)[0]
+        return li_scan(a, None, w, p, DT, backend=backend)[0]
 
     def loop(a: Any) -> Any:
-        return reference.scan(a, state, w, PARAMETERS, DT)[0]
+        return reference.scan(a, state, w, p, DT)[0]
 
     if workload.training:
-        run_fused, run_loop = _gradient(library, fused, xs), _gradient(library, loop, xs)
+        run_fused, run_loop = _gradient(library, fused, xs), _gradient(library, loop, loop_xs)
         if run_fused is None or run_loop is None:
             return {"status": "skipped", "reason": f"the harness has no gradient recipe for {library} arrays"}
     else:
-        run_fused, run_loop = (lambda: fused(xs)), (lambda: loop(xs))
+        run_fused, run_loop = (lambda: fused(xs)), (lambda: loop(loop_xs))
     fused_timing = measure(run_fused, repeats, sync, max_seconds=max_seconds)
     copy_timing = measure(copier(xs), repeats, sync, max_seconds=max_seconds)
     # no warm-up for the loop: li_scan's warm-up already paid the one-time
     # costs of the library and device, and the loop can take minutes
     loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), sync, warmup=0, max_seconds=max_seconds)
+    loop_timing = _scaled(loop_timing, workload.steps / loop_steps)
     return {
         "status": "ok",
         "gpu": _gpu_name(xs),
         "repeats": fused_timing.repeats,
         "copy_repeats": copy_timing.repeats,
         "loop_repeats": loop_timing.repeats,
+        "loop_steps": loop_steps,
+        "loop_scaled": loop_steps < workload.steps,
         **_timing_fields("", fused_timing),
         **_timing_fields("copy_", copy_timing),
         **_timing_fields("loop_", loop_timing),
@@ -393,6 +424,24 @@ def _time_case(
         "ratio_to_loop": fused_timing.median / loop_timing.median,
         "speedup_over_loop": loop_timing.median / fused_timing.median,
     }
+
+
+def _scaled(timing: Timing, factor: float) -> Timing:
+    """``timing`` with every time multiplied by ``factor``."""
+    t = timing
+    return Timing(t.median * factor, t.q25 * factor, t.q75 * factor, t.min * factor, t.max * factor, t.repeats)
+
+
+def _skip_reason(backend: str, autograd: bool, workload: Workload) -> str | None:
+    """Why ``backend`` does not run ``workload``, or None."""
+    if workload.training and not autograd:
+        return f"{backend} does not declare autograd"
+    if backend == REFERENCE_BACKEND and workload.steps > REFERENCE_MAX_STEPS:
+        return (
+            f"{backend} steps one time slice at a time, like the step loop: {workload.steps} steps "
+            f"would take minutes (it runs workloads of up to {REFERENCE_MAX_STEPS} steps)"
+        )
+    return None
 
 
 def run(
@@ -413,7 +462,9 @@ def run(
     whose ``li_scan`` is the reference loop itself (unavailable ones give a
     ``skipped`` row with the reason); ``workloads`` to all of
     :data:`WORKLOADS`; ``devices`` to every device each backend declares.
-    The training workload runs on backends that declare autograd. ``quick``
+    The training workload runs on backends that declare autograd; the
+    reference backend skips workloads of more than
+    :data:`REFERENCE_MAX_STEPS` steps. ``quick``
     shrinks every workload (for tests). Each measurement is timed ``repeats``
     times (the reference loop at most ``LOOP_REPEATS`` times) within about
     ``max_seconds`` (see :func:`measure`). One failing case gives an ``error``
@@ -451,8 +502,8 @@ def run(
                 plan.append(_row(name, device, None, dtype, status="skipped", reason=reason))
                 continue
             for workload in chosen:
-                if workload.training and not info.autograd:
-                    reason = f"{name} does not declare autograd"
+                reason = _skip_reason(name, info.autograd, workload)
+                if reason is not None:
                     plan.append(_row(name, device, workload, dtype, status="skipped", reason=reason))
                 else:
                     plan.append((backend, device, argument, workload))
@@ -542,7 +593,7 @@ def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
                 f"{format_seconds(row['q25_s'])} - {format_seconds(row['q75_s'])}",
                 format_seconds(row["copy_median_s"]),
                 f"{row['ratio_to_copy']:.3g}",
-                format_seconds(row["loop_median_s"]),
+                format_seconds(row["loop_median_s"]) + ("*" if row.get("loop_scaled") else ""),
                 f"{row['speedup_over_loop']:.3g}x",
             ]
         )
@@ -561,6 +612,10 @@ def format_results(report: dict[str, Any]) -> str:
         "",
         "x copy: li_scan's time over copying its input once on the same device; "
         "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's.",
+    ]
+    scaled = {row["workload"]: row["loop_steps"] for row in report["results"] if row.get("loop_scaled")}
+    parts += [
+        f"*: the loop timed over the first {steps} steps of {name}, scaled to all." for name, steps in scaled.items()
     ]
     return "\n".join(parts)
 
