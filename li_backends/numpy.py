@@ -69,7 +69,8 @@ class NumPyBackend(li_core.Backend):
         v_new += j
         v_new *= a
         v_new += v  # v' = v + a*((v_leak - v) + j)
-        i_new = j - d * j
+        i_new = j * -d
+        i_new += j  # i' = j - d*j
         return v_new, LIState(v_new.copy(), i_new)
 
     def step(self, x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[Any, LIState]:
