@@ -193,11 +193,16 @@ def check(got, expected, dtype, what):
 
 # Steps, neuron shapes and parameter shapes (None: a Python float), with the
 # number of blocks of kernels.BLOCK = 64 threads they take (one thread per
-# neuron) and how the steps fall into the scan's groups of 16.
+# neuron) and how the steps fall into the scan's load groups (16 steps for
+# float and __half, 8 for double).
 SCAN_CASES = {
-    "1000 steps (62 groups and 8), 1000 neurons, 16 blocks, per-neuron": (1000, (1000,), [(1000,), (1000,), (1000,)]),
+    "1000 steps (whole groups and 8), 1000 neurons, 16 blocks, per-neuron": (
+        1000,
+        (1000,),
+        [(1000,), (1000,), (1000,)],
+    ),
     "257 neurons, 5 blocks, scalars": (3, (257,), [None, None, None]),
-    "32 steps (2 whole groups), 256 neurons, 4 full blocks": (32, (256,), [(256,), None, ()]),
+    "32 steps (whole groups), 256 neurons, 4 full blocks": (32, (256,), [(256,), None, ()]),
     "[3, 300], trailing and leading axes": (31, (3, 300), [(300,), (3, 1), None]),
     "[2, 3, 5, 7, 11], two runs and gaps": (6, (2, 3, 5, 7, 11), [(2, 1, 5, 1, 11), (1, 3, 1, 7, 1), (2, 1, 1, 1, 1)]),
     "[4, 1, 9], a size-1 axis": (17, (4, 1, 9), [(4, 1, 9), (1, 1, 9), (4, 1, 1)]),
@@ -380,6 +385,17 @@ def test_launch_config_covers_every_neuron_once(n):
     assert grid * block >= n and (grid - 1) * block < max(n, 1)
 
 
+def test_blocks_stay_within_the_kernels_launch_bounds(monkeypatch):
+    """The kernels are compiled for at most LI_MAX_BLOCK threads per block (a
+    larger block would fail to launch); the launches never ask for more."""
+    source = launcher.KERNEL_SOURCE.read_text()
+    assert f"#define LI_MAX_BLOCK {kernels.MAX_BLOCK}\n" in source
+    assert kernels.BLOCK <= kernels.MAX_BLOCK
+    monkeypatch.setattr(kernels, "BLOCK", kernels.MAX_BLOCK + 32)
+    with pytest.raises(ValueError, match="BLOCK: 288 threads per block; the kernels take 1 to 256"):
+        kernels.launch_config(1000)
+
+
 # --- more on the kernels' numbers -------------------------------------------------
 
 
@@ -532,14 +548,14 @@ def adjoint_error(run, case: AdjointCase, dtype: str, parameters: bool) -> dict[
     return {name: error_ratio(got[name], expected[name], dtype) for name in expected}
 
 
-# Steps (falling into the adjoint's groups of 8 in several ways), neuron
+# Steps (falling into the adjoint's load groups of 4 in several ways), neuron
 # shapes (several blocks of 64 threads), and the shapes of (a, d, v_leak):
 # None for a float, () for a 0-d array, [N], [B, 1] and full.
 ADJOINT_CASES = {
-    "T=37 (4 groups and 5), 150 neurons in 3 blocks, [N] rates": (37, (150,), [(150,), (150,), (150,)]),
+    "T=37 (9 groups and 1), 150 neurons in 3 blocks, [N] rates": (37, (150,), [(150,), (150,), (150,)]),
     "T=1, [B, N] = [3, 70] in 4 blocks, [B, 1] and full rates": (1, (3, 70), [(3, 1), (3, 70), (70,)]),
-    "T=16 (2 whole groups), [3, 70], [N], [B, 1], 0-d": (16, (3, 70), [(70,), (3, 1), ()]),
-    "T=29, [3, 70], float rates and a full v_leak": (29, (3, 70), [None, None, (3, 70)]),
+    "T=16 (4 whole groups), [3, 70], [N], [B, 1], 0-d": (16, (3, 70), [(70,), (3, 1), ()]),
+    "T=30 (7 groups and 2), [3, 70], float rates and a full v_leak": (30, (3, 70), [None, None, (3, 70)]),
 }
 
 
@@ -644,7 +660,7 @@ SIGN_FLIPS = [
 
 def backward_kernel_text(source: str) -> tuple[int, int]:
     """Where ``li_scan_backward``'s definition starts and ends in the source."""
-    start = source.index("__global__ void li_scan_backward(")
+    start = re.search(r"__global__ void (\w+ )?li_scan_backward\(", source).start()
     return start, len(source)
 
 
@@ -695,7 +711,7 @@ def test_each_sign_flip_in_li_scan_backward_fails_the_autograd_check(host_librar
         params, _buffers = host.packed(launch.kernel, signature, launch.args)
         assert mutants.li_mutant_launch(k, launch.grid[0], launch.block[0], params) == 0
 
-    steps, neurons, shapes = ADJOINT_CASES["T=37 (4 groups and 5), 150 neurons in 3 blocks, [N] rates"]
+    steps, neurons, shapes = ADJOINT_CASES["T=37 (9 groups and 1), 150 neurons in 3 blocks, [N] rates"]
     worst = max(
         max(adjoint_error(run, AdjointCase(13, steps, neurons, shapes, record), "float64", True).values())
         for record in (False, True)

@@ -22,6 +22,8 @@ import numpy
 #: threads per block: small blocks spread a grid of few neurons (one thread
 #: each) over every multiprocessor; the grid has ceil(N / BLOCK) blocks
 BLOCK = 64
+#: the most threads per block the kernels are compiled for (LI_MAX_BLOCK)
+MAX_BLOCK = 256
 #: the kernels' element type per dtype name
 C_TYPES = {"float16": "__half", "float32": "float", "float64": "double"}
 #: the kernels' arithmetic type (of scalars, rates and parameter-gradient
@@ -73,6 +75,8 @@ def name_expressions(dtype: str) -> tuple[str, ...]:
 
 def launch_config(n: int) -> tuple[tuple[int], tuple[int]]:
     """``(grid, block)`` for ``n`` neurons, one thread each (at least one block)."""
+    if not 1 <= BLOCK <= MAX_BLOCK:
+        raise ValueError(f"BLOCK: {BLOCK} threads per block; the kernels take 1 to {MAX_BLOCK}")
     return (max(1, -(-n // BLOCK)),), (BLOCK,)
 
 

@@ -101,10 +101,28 @@ __global__ void li_step(
     store(i_new, n, neuron.i);
 }
 
-// Steps whose inputs a scan thread loads as one group. The next group is
-// loaded while this one is computed, so a thread has up to two groups of
-// reads in flight although each step depends on the previous one.
-#define LI_SCAN_GROUP 16
+// Speed. A scan is bound by memory bandwidth once enough bytes are in flight;
+// with one thread per neuron the only parallelism is the neurons (32k
+// threads at batch 32 x 1024), so each thread loads its inputs for a group of
+// steps ahead, and the next group while it computes the current one: two
+// groups of reads in flight although each step depends on the previous one.
+// Splitting time into chunks instead would read the input twice (a pass for
+// the chunks' end states, one to rescan them), 1.5x a copy's traffic, more
+// than it can gain. The launch bounds cap the registers (64 for float and
+// __half, 128 for double, by ptxas -v on sm_75..sm_90, without spills) so that
+// up to 1024 (512) threads stay resident per multiprocessor, and blocks are
+// small (kernels.py) so that few neurons still spread over every
+// multiprocessor. Blocks never exceed LI_MAX_BLOCK threads.
+#define LI_MAX_BLOCK 256
+
+template <typename T>
+struct Tuning {
+    static constexpr int scan_group = sizeof(T) == 8 ? 8 : 16;     // steps per load group, forward
+    static constexpr int backward_group = 4;                      // ... adjoint (up to 4 loads a step)
+    static constexpr int min_blocks = sizeof(T) == 8 ? 2 : 4;       // of LI_MAX_BLOCK threads, resident
+};
+#define LI_SCAN_GROUP (Tuning<T>::scan_group)
+#define LI_BOUNDS __launch_bounds__(LI_MAX_BLOCK, Tuning<T>::min_blocks)
 
 // The whole sequence in one launch: thread n keeps neuron n's state in
 // registers and walks the time-major [steps, n_neurons] input, so a warp reads
@@ -112,7 +130,7 @@ __global__ void li_step(
 // (and to voltages_copy[t]), i_t to currents[t], j_t = i_{t-1} + x_t to js[t],
 // and the final state to v_last and i_last; a null output is not written.
 template <typename T>
-__global__ void li_scan(
+__global__ void LI_BOUNDS li_scan(
     const T* __restrict__ xs, const T* __restrict__ v0, const T* __restrict__ i0,
     Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
     T* __restrict__ voltages, T* __restrict__ voltages_copy, T* __restrict__ currents, T* __restrict__ js,
@@ -155,9 +173,7 @@ __global__ void li_scan(
     if (i_last != nullptr) store(i_last, n, neuron.i);
 }
 
-// Steps whose inputs a backward thread loads as one group (up to four
-// sequences per step, two groups in flight).
-#define LI_BACKWARD_GROUP 8
+#define LI_BACKWARD_GROUP (Tuning<T>::backward_group)
 
 // What the adjoint reads at one step t: the gradients of v_t and of i_t, and
 // for the parameter gradients j_t and v_{t-1}.
@@ -185,7 +201,7 @@ struct AdjointInput {
 //   dv_leak[n] = a * sum_t lam_t
 // (v_{-1} = v0[n]), each sum accumulated group by group in the compute type.
 template <typename T>
-__global__ void li_scan_backward(
+__global__ void LI_BOUNDS li_scan_backward(
     const T* __restrict__ gv, long long gv_step, long long gv_neuron,
     const T* __restrict__ gis, const T* __restrict__ gi_last, Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
     const T* __restrict__ v0, const T* __restrict__ voltages, const T* __restrict__ js,

@@ -22,6 +22,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 
 typedef _Float16 __half;
 inline float __half2float(__half h) { return static_cast<float>(h); }
