@@ -1,8 +1,10 @@
 """The torch backend beyond the shared conformance suite: both scan
-algorithms against the float64 reference and SPEC's known values, the fused
+algorithms against the float64 reference and the known values of the
+contract (docs/contract.md, section 4), slow neurons in float32, the fused
 op's gradients (gradcheck, and against autograd through a loop of steps),
-what the backward saves, half precision, lazy import, and CUDA."""
+what the backward saves and allocates, half precision, lazy import, and CUDA."""
 
+import math
 import subprocess
 import sys
 import threading
@@ -61,14 +63,15 @@ def random_case(steps, shape, dtype="float64", per_neuron=True, seed=0, device="
     return xs, state, p
 
 
-@pytest.fixture(params=["loop", "block"])
-def algorithm(request, monkeypatch):
-    """Forces one scan algorithm and records which kernels ran; the loop runs
-    on pieces of at most 4 neurons and the block path on segments of at most
-    500 steps, so that cutting the neurons and the time axis is tested."""
-    monkeypatch.setattr(blocks, "MAX_NEURONS", 0 if request.param == "loop" else 1 << 62)
-    monkeypatch.setattr(loop, "CHUNK", 4)
-    monkeypatch.setattr(blocks, "MAX_STEPS", 500)
+def force(monkeypatch, algorithm, small_pieces=True):
+    """Force one scan algorithm; with ``small_pieces`` the loop runs on pieces
+    of at most 4 neurons and the block path on segments of at most 500 steps,
+    so that cutting the neurons and the time axis is tested. Returns the set
+    of algorithms that ran."""
+    monkeypatch.setattr(blocks, "MAX_NEURONS", 0 if algorithm == "loop" else 1 << 62)
+    if small_pieces:
+        monkeypatch.setattr(loop, "CHUNK", 4)
+        monkeypatch.setattr(blocks, "MAX_STEPS", 500)
     ran = set()
     for module, path in ((loop, "loop"), (blocks, "block")):
         for kernel in ("forward", "backward"):
@@ -79,7 +82,13 @@ def algorithm(request, monkeypatch):
                 return _real(*args)
 
             monkeypatch.setattr(module, kernel, spy)
-    request.node.ran = ran
+    return ran
+
+
+@pytest.fixture(params=["loop", "block"])
+def algorithm(request, monkeypatch):
+    """Forces one scan algorithm (see :func:`force`) and records which ran."""
+    request.node.ran = force(monkeypatch, request.param)
     return request.param
 
 
@@ -128,7 +137,7 @@ def test_automatic_choice_for_tensors_is_torch():
 
 
 # ---------------------------------------------------------------------------
-# SPEC section 4: known values, on both algorithms and on the steps
+# the contract's known values (section 4), on both algorithms and on the steps
 
 CONSTANT_V = [0.1, 0.27, 0.487, 0.7335, 0.99631, 1.265607, 1.5341887, 1.79688375, 2.050086511, 2.2913907687]
 CONSTANT_I = [0.8, 1.44, 1.952, 2.3616, 2.68928, 2.951424, 3.1611392, 3.32891136, 3.463129088, 3.5705032704]
@@ -287,6 +296,126 @@ def test_non_contiguous_inputs_give_the_same_numbers(algorithm):
 
 
 # ---------------------------------------------------------------------------
+# slow neurons in float32: the decays 1 - a and 1 - d are never rounded
+
+SLOWEST = 1e-4  # the smallest dt*tau_inv the contract covers
+
+
+def slow_case(dtype, per_neuron, seed=0):
+    """``2/SLOWEST`` steps of inputs with mean 0.5 (a steady state is where a
+    mis-rounded decay shows most). Per neuron: ``dt*tau_inv`` log-spaced from
+    1 down to ``SLOWEST``, membrane ascending where synapse descends, and one
+    neuron slow in both; else both rates ``SLOWEST``."""
+    gen = torch.Generator().manual_seed(seed)
+    rates = torch.logspace(0, math.log10(SLOWEST), 9, dtype=F64)
+    n = 10 if per_neuron else 3
+    steps = round(2 / SLOWEST)
+    xs = 0.5 + torch.randn(steps, 2, n, generator=gen, dtype=F64)
+    state = LIState(*torch.randn(2, 2, n, generator=gen, dtype=F64))
+    if per_neuron:
+        syn, mem = torch.cat([rates, rates[-1:]]), torch.cat([rates.flip(0), rates[-1:]])
+        p = LIParameters(syn / DT, mem / DT, torch.rand(n, generator=gen, dtype=F64) - 0.5)
+    else:
+        p = LIParameters(SLOWEST / DT, SLOWEST / DT, 0.3)
+    to = getattr(torch, dtype)
+    return (
+        xs.to(to),
+        LIState(*(t.to(to) for t in state)),
+        LIParameters(*(q if isinstance(q, float) else q.to(to) for q in p)),
+    )
+
+
+def slow_gradients(case, upstream, trained):
+    """The gradients of ``sum(vs*upstream) + sum(final i)`` with respect to
+    the inputs, the initial state and (when ``trained``) the parameters."""
+    xs, state, p = case
+    arguments = [xs, *state, *((p.tau_syn_inv, p.tau_mem_inv, p.v_leak) if trained else ())]
+    arguments = [t.detach().requires_grad_() for t in arguments]
+    xs, v0, i0, *params = arguments
+    vs, final = li_scan(xs, LIState(v0, i0), p=LIParameters(*params) if trained else p, backend="torch")
+    loss = (vs.double() * upstream).sum() + final.i.double().sum()
+    return torch.autograd.grad(loss, arguments)
+
+
+@pytest.mark.parametrize(
+    ("algorithm_name", "per_neuron"),
+    [("loop", True), ("loop", False), ("block", False)],
+    ids=["loop-per-neuron", "loop-scalar", "block-scalar"],
+)
+def test_slow_neurons_in_float32(algorithm_name, per_neuron, monkeypatch):
+    """``dt*tau_inv`` down to 1e-4 over 2e4 steps: float32 voltages and final
+    state within the float32 tolerance of the float64 reference, and float32
+    gradients within it of the float64 ones (the trained parameters' too).
+    The block algorithm takes scalar coefficients only."""
+    ran = force(monkeypatch, algorithm_name, small_pieces=False)
+    xs, state, p = case = slow_case("float32", per_neuron)
+    vs, final = li_scan(xs, state, p=p, backend="torch")
+    expected_vs, expected = reference_scan(xs, state, p=p)
+    assert_matches(numpy64(vs), expected_vs, "float32", "slow voltages")
+    assert_matches(numpy64(final.v), expected.v, "float32", "slow final v")
+    assert_matches(numpy64(final.i), expected.i, "float32", "slow final i")
+    upstream = 0.5 + torch.randn(xs.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    exact_case = (xs.double(), LIState(*(t.double() for t in state)), LIParameters(*map(in_float64, p)))
+    names = ["xs", "v0", "i0", "tau_syn_inv", "tau_mem_inv", "v_leak"]
+    for trained in (False, True) if per_neuron else (False,):
+        got, exact = slow_gradients(case, upstream, trained), slow_gradients(exact_case, upstream, trained)
+        for name, g, e in zip(names, got, exact):
+            assert_matches(numpy64(g), e.numpy(), "float32", f"slow {name} gradient (trained: {trained})")
+    assert ran == {algorithm_name}
+
+
+def test_slow_neurons_through_steps_in_float32():
+    """A loop of ``li_feed_forward_step`` calls over the same slow case ends
+    within the float32 tolerance of the float64 reference."""
+    xs, state, p = slow_case("float32", per_neuron=True)
+    _, expected = reference_scan(xs, state, p=p)
+    for x in xs:
+        _, state = li_feed_forward_step(x, state, p, backend="torch")
+    assert_matches(numpy64(state.v), expected.v, "float32", "slow final v through steps")
+    assert_matches(numpy64(state.i), expected.i, "float32", "slow final i through steps")
+
+
+def in_float64(value):
+    """A parameter in float64 (floats stay floats)."""
+    return value if isinstance(value, float) else value.double()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_loop_and_block_agree(dtype, monkeypatch):
+    """Both algorithms, forced in turn on the same inputs (slow neurons in
+    float32, random ones in float64), give the same voltages, final state
+    and gradients within the dtype's tolerance."""
+    if dtype == "float32":
+        xs, state, p = slow_case(dtype, per_neuron=False)
+    else:
+        xs, state, p = random_case(1500, (3, 5), dtype, per_neuron=False)
+    upstream = torch.randn(xs.shape, generator=torch.Generator().manual_seed(2), dtype=F64)
+    results = {}
+    for name in ("loop", "block"):
+        with monkeypatch.context() as patch:
+            ran = force(patch, name, small_pieces=False)
+            vs, final = li_scan(xs, state, p=p, backend="torch")
+            results[name] = (vs, *final, *slow_gradients((xs, state, p), upstream, trained=False))
+            assert ran == {name}
+    for what, a, b in zip(["voltages", "final v", "final i", "dx", "dv0", "di0"], results["loop"], results["block"]):
+        assert_matches(numpy64(a), numpy64(b), dtype, f"loop vs block {what}")
+
+
+@pytest.mark.parametrize("weight", [0.0, 1e-4, 0.3, 0.4999, 0.5, 0.75, 0.9999, 1.0])
+def test_lerp_is_accurate_at_every_weight(weight):
+    """The loop's ``v`` and adjoint recurrences rely on ``torch.lerp`` never
+    forming ``1 - weight`` inexactly: within one rounding of the exact value
+    for weights below and above 0.5, as a float and as a tensor."""
+    gen = torch.Generator().manual_seed(0)
+    start, end = torch.randn(2, 10_000, generator=gen)
+    w = torch.tensor(weight)
+    exact = start.double() + w.double() * (end.double() - start.double())
+    scale = torch.finfo(torch.float32).eps * (exact.abs() + start.abs().double() + end.abs().double())
+    for result in (torch.lerp(start, end, w.item()), torch.lerp(start, end, w)):
+        assert torch.all((result.double() - exact).abs() <= scale)
+
+
+# ---------------------------------------------------------------------------
 # no mutation, no aliasing
 
 
@@ -431,21 +560,43 @@ def test_backward_saves_only_what_it_needs():
     assert sum(t.shape == xs.shape for t in vs.grad_fn.saved_tensors) == 2  # the voltages and j
 
 
+def allocating_ops(run):
+    """How many ops that ``run()`` calls on this thread allocate CPU memory
+    (the profiler's memory events, attributed to the op that allocated:
+    out-of-place results, factory functions and internal temporaries alike)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as profile:
+        run()
+    return sum(1 for e in profile.events() if e.name != "[memory]" and e.self_cpu_memory_usage > 0)
+
+
+def loop_allocations(steps, trained):
+    """:func:`allocating_ops` of a loop scan's forward and backward (one piece
+    of neurons, so everything runs on this thread)."""
+    xs = torch.randn(steps, 3, 4, requires_grad=True)
+    mem = torch.full((4,), 90.0, requires_grad=trained)
+
+    def run():
+        vs, final = li_scan(xs, p=LIParameters(200.0, mem, 0.5), backend="torch")
+        (vs.sum() + final.i.sum()).backward()
+
+    return allocating_ops(run)
+
+
 @pytest.mark.parametrize("trained", [False, True], ids=["fixed", "trained"])
 def test_loop_allocates_nothing_per_step(trained, monkeypatch):
-    """Forward and backward allocate as many tensors for 10 steps as for 300:
-    the loop writes into preallocated buffers."""
+    """Forward and backward allocate as often for 10 steps as for 300: the
+    loop writes into preallocated buffers."""
     monkeypatch.setattr(blocks, "MAX_NEURONS", 0)
+    assert loop_allocations(10, trained) == loop_allocations(300, trained) > 0
 
-    def allocations(steps):
-        xs = torch.randn(steps, 3, 4, requires_grad=True)
-        mem = torch.full((4,), 90.0, requires_grad=trained)
-        with torch.profiler.profile() as profile:
-            vs, final = li_scan(xs, p=LIParameters(200.0, mem, 0.5), backend="torch")
-            (vs.sum() + final.i.sum()).backward()
-        return sum(e.count for e in profile.key_averages() if e.key in ("aten::empty", "aten::empty_strided"))
 
-    assert allocations(10) == allocations(300)
+@pytest.mark.parametrize("trained", [False, True], ids=["fixed", "trained"])
+def test_allocation_count_sees_a_per_step_allocation(trained, monkeypatch):
+    """The count above fails a loop whose decay allocates at every step."""
+    monkeypatch.setattr(blocks, "MAX_NEURONS", 0)
+    monkeypatch.setattr(loop, "_decay", lambda y, fraction, out: out.copy_(y - fraction * y))
+    assert loop_allocations(300, trained) - loop_allocations(10, trained) >= 290
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
