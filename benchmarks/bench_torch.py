@@ -6,17 +6,18 @@ Workloads (float32, default parameters, state None):
 
 1. training: forward + backward of ``li_scan(x)[0].sum()``, T=500, batch 16,
    4096 neurons; targets: >= 50x faster than Norse's ``LI`` module and
-   within 4x of ``x.clone()`` (the seed loop is shown for information);
+   within 4x of ``x.clone()`` (the step loop is shown for information);
 2. forward: ``li_scan(x)``, T=1000, batch 32, 1024 neurons; target: within
    2x of ``x.clone()``;
 3. small forward: T=100, batch 8, 256 neurons; target: >= 3x faster than
    Norse's ``LI`` module (and a small training run, for information).
 
-Yardsticks on the same tensor: ``x.clone()``; the seed's one-step-at-a-time
-loop (the SPEC step written in torch ops, differentiated by autograd for
-training); Norse 1.1's ``LI`` module when norse is installed. For the small
-workloads both scan algorithms are also timed on their own (``loop`` and
-``block``, forced through ``li_backends.torch.blocks.MAX_NEURONS``).
+Yardsticks on the same tensor: ``x.clone()``; the step loop, one Euler step
+at a time (the contract's step, docs/contract.md section 1, written in torch
+ops, differentiated by autograd for training); Norse 1.1's ``LI`` module when
+norse is installed. For the small workloads both scan algorithms are also
+timed on their own (``loop`` and ``block``, forced through
+``li_backends.torch.blocks.MAX_NEURONS``).
 
 The fast candidates of a workload (``x.clone()`` and ``li_scan``) are timed
 in interleaved rounds after a warm-up, so a noisy neighbour slows them alike.
@@ -57,19 +58,19 @@ WORKLOADS = [
         "training fwd+bwd, T=500, batch 16, 4096 neurons",
         (500, 16, 4096),
         True,
-        [("norse LI", "li_scan", 50), ("seed loop", "li_scan", None), ("li_scan", "x.clone()", 4)],
+        [("norse LI", "li_scan", 50), ("step loop", "li_scan", None), ("li_scan", "x.clone()", 4)],
     ),
     Workload(
         "forward, T=1000, batch 32, 1024 neurons",
         (1000, 32, 1024),
         False,
-        [("li_scan", "x.clone()", 2), ("norse LI", "li_scan", None), ("seed loop", "li_scan", None)],
+        [("li_scan", "x.clone()", 2), ("norse LI", "li_scan", None), ("step loop", "li_scan", None)],
     ),
     Workload(
         "small forward, T=100, batch 8, 256 neurons",
         (100, 8, 256),
         False,
-        [("norse LI", "li_scan", 3), ("seed loop", "li_scan", 3), ("li_scan, loop", "li_scan, block", None)],
+        [("norse LI", "li_scan", 3), ("step loop", "li_scan", 3), ("li_scan, loop", "li_scan, block", None)],
         algorithms=True,
         repeats_factor=5,
     ),
@@ -77,15 +78,16 @@ WORKLOADS = [
         "small training fwd+bwd, T=100, batch 8, 256 neurons",
         (100, 8, 256),
         True,
-        [("norse LI", "li_scan", None), ("seed loop", "li_scan", None), ("li_scan, loop", "li_scan, block", None)],
+        [("norse LI", "li_scan", None), ("step loop", "li_scan", None), ("li_scan, loop", "li_scan, block", None)],
         algorithms=True,
         repeats_factor=5,
     ),
 ]
 
 
-def seed_loop(xs: torch.Tensor) -> torch.Tensor:
-    """The SPEC step applied one time step at a time (what Norse's ``LI`` does)."""
+def step_loop(xs: torch.Tensor) -> torch.Tensor:
+    """The Euler step applied one time step at a time (what Norse's ``LI``
+    does), in the increment form."""
     v = torch.zeros_like(xs[0])
     i = torch.zeros_like(xs[0])
     voltages = []
@@ -157,18 +159,18 @@ def report(title: str, times: dict[str, float], ratios: list[tuple[str, str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of the seed loop and Norse (seconds each)")
+    parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of the step loop and Norse (seconds each)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-norse", action="store_true", help="skip Norse even when it is installed")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    slow: dict[str, Callable] = {"seed loop": seed_loop}
+    slow: dict[str, Callable] = {"step loop": step_loop}
     if not args.no_norse:
         try:
             from norse.torch import LI
         except ImportError as exc:
-            print(f"norse not importable ({exc}); comparing with the seed loop only\n")
+            print(f"norse not importable ({exc}); comparing with the step loop only\n")
         else:
             norse_li = LI()
             slow["norse LI"] = lambda x: norse_li(x)[0]
