@@ -139,6 +139,7 @@ def test_every_step_is_reported_and_any_failure_exits_1(gpu_check, monkeypatch, 
 
     monkeypatch.setattr(gpu_check, "no_gpu_reason", lambda: None)
     monkeypatch.setattr(gpu_check, "describe_machine", lambda: "a test machine")
+    monkeypatch.setattr(gpu_check, "step_import", step("import the project"))
     monkeypatch.setattr(gpu_check, "step_tests", step("CUDA tests"))
     monkeypatch.setattr(
         gpu_check, "step_check", lambda arguments, limit: step("li check " + " ".join(arguments))(arguments, limit)
@@ -149,7 +150,7 @@ def test_every_step_is_reported_and_any_failure_exits_1(gpu_check, monkeypatch, 
     )
     status = gpu_check.main([])
     output = capsys.readouterr().out
-    assert output.count("\n[") == 5, output
+    assert output.count("[pass]") + output.count("[FAIL]") == 6, output
     assert status == (1 if failing else 0)
     expected = f"1 of 5 steps failed ({failing})" if failing else "every step passed"
     assert output.rstrip().endswith(f"gpu-check: {expected}; speed targets 3 met, 1 missed"), output
@@ -162,3 +163,19 @@ def test_a_check_where_everything_is_skipped_fails(gpu_check, monkeypatch):
     monkeypatch.setattr(gpu_check, "run", lambda command, timeout: (0, output))
     step = gpu_check.step_check(["cupy"], timeout=60)
     assert not step.ok and step.summary == "no check ran (72 skipped in 1.30s)"
+
+
+def test_the_project_imports_from_the_checkout(gpu_check):
+    step = gpu_check.step_import(60)
+    assert step.ok, step.summary
+
+
+def test_without_the_projects_dependencies_nothing_else_runs(gpu_check, monkeypatch, capsys):
+    monkeypatch.setattr(gpu_check, "no_gpu_reason", lambda: None)
+    monkeypatch.setattr(gpu_check, "describe_machine", lambda: "a test machine")
+    missing = (1, "Traceback ...\nModuleNotFoundError: No module named 'array_api_compat'\n")
+    monkeypatch.setattr(gpu_check, "run", lambda command, timeout: missing)
+    assert gpu_check.main([]) == 1
+    output = capsys.readouterr().out
+    assert "[FAIL] import the project" in output and "No module named 'array_api_compat'" in output
+    assert output.rstrip().endswith("gpu-check: the project cannot be imported here, so no step ran")

@@ -217,8 +217,9 @@ def test_rates_by_value_or_by_address():
         cuda._rates(torch.ones(3), torch.tensor(0.1), torch.tensor(0.0), like)
     with pytest.raises(TypeError, match=r"d: a rate of dtype torch\.float64"):
         cuda._rates(torch.tensor(0.1), torch.empty(3, dtype=torch.float64, device="meta"), torch.tensor(0.0), like)
-    with pytest.raises(TypeError, match="xs: the fused CUDA scan computes"):
-        cuda._dtype(torch.zeros(2, dtype=torch.bfloat16))
+    for dtype in (torch.bfloat16, torch.float16):
+        with pytest.raises(TypeError, match="xs: the fused CUDA scan computes in float32 and float64, not"):
+            cuda._dtype(torch.zeros(2, dtype=dtype))
 
 
 def test_fused_unavailable_reports_the_import_error(monkeypatch):
