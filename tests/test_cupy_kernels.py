@@ -273,7 +273,7 @@ def test_weighted_step_matches_reference(backend, dtype):
 
 
 def test_known_values(backend):
-    """SPEC section 4: constant input 1.0 from rest, and the weighted step."""
+    """The contract (docs/contract.md), section 4: constant input 1.0 from rest, and the weighted step."""
     zero = LIState(gpu(np.zeros(1)), gpu(np.zeros(1)))
     vs, states = backend.scan(gpu(np.ones((10, 1))), zero, None, LIParameters(), 1e-3, True)
     expected_v = [0.1, 0.27, 0.487, 0.7335, 0.99631, 1.265607, 1.5341887, 1.79688375, 2.050086511, 2.2913907687]
