@@ -121,8 +121,6 @@ def test_each_dtype_module_compiles_with_nvrtc_as_cupy_does(arch, nvrtc_program)
 @pytest.fixture(scope="session")
 def host_library(tmp_path_factory):
     """tests/cuda_host/li_host.cpp (which includes li_kernels.cu) as a shared library, built once."""
-    if host.compiler() is None:
-        pytest.skip("g++ is not on PATH: cannot build the kernels for the host")
     return host.session_library(tmp_path_factory)
 
 
@@ -678,8 +676,7 @@ def mutants(tmp_path_factory):
     """One host library with a copy of li_kernels.cu per sign flip, each in
     its own namespace, exposing ``li_scan_backward<double>`` of copy k as
     ``li_mutant_launch(k, ...)``."""
-    if host.compiler() is None:
-        pytest.skip("g++ is not on PATH: cannot build the kernels for the host")
+    host.require_compiler()
     directory = tmp_path_factory.mktemp("mutants")
     source = launcher.KERNEL_SOURCE.read_text()
     unit = ['#include "cuda_host.h"']

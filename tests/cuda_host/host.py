@@ -25,6 +25,7 @@ import types
 from typing import Any
 
 import numpy as np
+import pytest
 
 from li_backends.cupy import launcher
 
@@ -61,9 +62,17 @@ def host_library(directory: pathlib.Path) -> ctypes.CDLL:
 _LIBRARIES: list[ctypes.CDLL] = []
 
 
+def require_compiler() -> None:
+    """Skip the calling test where g++ is missing."""
+    if compiler() is None:
+        pytest.skip("g++ is not on PATH: cannot build the kernels for the host")
+
+
 def session_library(tmp_path_factory: Any) -> ctypes.CDLL:
     """The host build for a pytest session: built on first use (in a
-    directory of ``tmp_path_factory``), then shared by every test file."""
+    directory of ``tmp_path_factory``), then shared by every test file;
+    skips without g++."""
+    require_compiler()
     if not _LIBRARIES:
         _LIBRARIES.append(host_library(tmp_path_factory.mktemp("cuda_host")))
     return _LIBRARIES[0]
