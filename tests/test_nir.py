@@ -1,0 +1,332 @@
+"""NIR export and import (li_core.nir): the exported graph's fields, round
+trips that reproduce ``li_scan`` on every backend (also through ``nir.write``
+and ``nir.read``), graphs from other tools (``r``, ``w_in``, ``Scale``,
+``Affine``, ``LI``), refused graphs, and interop with snnTorch's exporter."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+nir = pytest.importorskip("nir", reason='nir is not installed: pip install "li-neurons[nir]"')
+
+from li_core import LIParameters, LIState, li_scan  # noqa: E402
+from li_core.nir import from_nir, module_to_nir, to_nir  # noqa: E402
+from li_core.testing.cases import convert, random_case  # noqa: E402
+from li_core.testing.tolerances import assert_matches  # noqa: E402
+
+
+def _library(name: str):
+    """``(to_array(numpy_array, dtype), to_numpy(array))`` for one array library."""
+    if name == "numpy":
+        return (lambda a, dtype: np.asarray(a, dtype=dtype)), np.asarray
+    if name == "torch":
+        torch = pytest.importorskip("torch")
+        return (lambda a, dtype: torch.as_tensor(np.asarray(a, dtype=dtype))), (lambda x: x.detach().numpy())
+    if name == "array_api_strict":
+        xp = pytest.importorskip("array_api_strict")
+        return (lambda a, dtype: xp.asarray(np.asarray(a, dtype=dtype))), np.from_dlpack
+    jnp = pytest.importorskip("jax.numpy")
+    return (lambda a, dtype: jnp.asarray(np.asarray(a, dtype=dtype))), np.asarray
+
+
+LIBRARIES = [
+    ("numpy", "float64"),
+    ("numpy", "float32"),
+    ("torch", "float64"),
+    ("torch", "float32"),
+    ("array_api_strict", "float64"),
+    ("array_api_strict", "float32"),
+    ("jax", "float32"),  # JAX computes in float32 unless x64 is enabled
+]
+
+
+def _reference(case, xs=None, weights=None):
+    """The float64 NumPy ``li_scan`` of a case, the yardstick."""
+    xs = case.xs if xs is None else xs
+    return li_scan(xs, case.state, case.weights if weights is None else weights, case.p, case.dt, backend="numpy")
+
+
+@pytest.mark.parametrize("via_file", [False, True], ids=["graph", "file"])
+@pytest.mark.parametrize(("library", "dtype"), LIBRARIES, ids=[f"{lib}-{dt}" for lib, dt in LIBRARIES])
+def test_export_then_import_reproduces_li_scan(library, dtype, via_file, tmp_path):
+    to_array, to_numpy = _library(library)
+    case = random_case(1000, batch=(3,), neurons=7, inputs=5, seed=1)
+    arrays = convert(case, lambda a: to_array(a, dtype))
+    graph = to_nir(arrays.weights, arrays.p, case.dt)
+    if via_file:
+        nir.write(tmp_path / "readout.nir", graph)
+        graph = tmp_path / "readout.nir"
+    model = from_nir(graph)
+    voltages, state = model(arrays.xs, arrays.state)
+    expected, expected_state = _reference(case)
+    assert type(voltages) is type(arrays.xs) and str(voltages.dtype).endswith(dtype)
+    assert_matches(to_numpy(voltages), expected, dtype, f"{library} {dtype} voltages")
+    assert_matches(to_numpy(state.i), expected_state.i, dtype, f"{library} {dtype} final current")
+    if dtype == "float64":  # the weights come back bit for bit, the time constants to the last bit or so
+        np.testing.assert_array_equal(model.input_weights, case.weights)
+        for name, value in zip(LIParameters._fields, case.p):
+            np.testing.assert_allclose(getattr(model.p, name), value, rtol=4e-16, err_msg=name)
+
+
+def test_exported_graph_has_the_documented_fields():
+    weights = np.arange(6.0).reshape(3, 2)
+    graph = to_nir(weights, LIParameters(), dt=1e-3)
+    assert list(graph.nodes) == ["input", "linear", "li", "output"]
+    assert graph.edges == [("input", "linear"), ("linear", "li"), ("li", "output")]
+    assert graph.metadata == {"dt": 1e-3}
+    np.testing.assert_array_equal(graph.nodes["input"].input_type["input"], [2])
+    np.testing.assert_array_equal(graph.nodes["output"].output_type["output"], [3])
+    np.testing.assert_array_equal(graph.nodes["linear"].weight, weights)
+    li = graph.nodes["li"]
+    assert isinstance(li, nir.CubaLI)
+    np.testing.assert_allclose(li.tau_syn, [0.005] * 3, rtol=1e-15)  # 1/tau_syn_inv, seconds
+    np.testing.assert_allclose(li.tau_mem, [0.01] * 3, rtol=1e-15)
+    np.testing.assert_array_equal(li.r, [1.0] * 3)
+    np.testing.assert_array_equal(li.v_leak, [0.0] * 3)
+    np.testing.assert_allclose(li.w_in, [5.0] * 3, rtol=1e-15)  # tau_syn / dt
+    with_bias = to_nir(weights, LIParameters(), dt=1e-4, bias=np.array([1.0, 2.0, 3.0]))
+    assert isinstance(with_bias.nodes["affine"], nir.Affine)
+    np.testing.assert_allclose(with_bias.nodes["li"].w_in, [50.0] * 3, rtol=1e-15)
+
+
+def _cuba_li_euler(currents, tau_syn, tau_mem, r, w_in, v_leak, dt):
+    """NIR's CubaLI, ``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt =
+    (v_leak - v) + r I``, stepped as the contract orders it: ``S`` held for
+    ``dt`` jumps ``I`` first, then ``v`` and ``I`` take one Euler step."""
+    current = np.zeros(currents.shape[1:])
+    voltage = np.broadcast_to(v_leak, currents.shape[1:]).astype(np.float64)
+    voltages = []
+    for s in currents:
+        current = current + dt / tau_syn * w_in * s
+        voltage = voltage + dt / tau_mem * ((v_leak - voltage) + r * current)
+        current = current - dt / tau_syn * current
+        voltages.append(voltage)
+    return np.stack(voltages)
+
+
+def _chain_graph(*maps, neuron):
+    names = [f"map{k}" for k in range(len(maps))]
+    nodes = {"input": nir.Input(np.array([4])), **dict(zip(names, maps)), "neuron": neuron, "output": nir.Output([3])}
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(order)), type_check=False)
+
+
+def test_r_w_in_scale_and_affine_of_other_tools_are_honoured():
+    rng = np.random.default_rng(2)
+    dt = 1e-3
+    tau_syn, tau_mem = rng.uniform(2e-3, 2e-2, 3), rng.uniform(5e-3, 5e-2, 3)
+    r, w_in, v_leak = rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 8.0, 3), rng.normal(size=3)
+    weights, bias = rng.normal(size=(3, 4)), rng.normal(size=3)
+    scale_in, scale_out = rng.uniform(0.5, 1.5, 4), rng.uniform(0.5, 1.5, 3)
+    spikes = (rng.random((300, 2, 4)) < 0.2).astype(np.float64)
+    neuron = nir.CubaLI(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, w_in=w_in)
+    graph = _chain_graph(nir.Scale(scale_in), nir.Affine(weights, bias), nir.Scale(scale_out), neuron=neuron)
+    currents = scale_out * ((spikes * scale_in) @ weights.T + bias)
+    expected = _cuba_li_euler(currents, tau_syn, tau_mem, r, w_in, v_leak, dt)
+    voltages, state = from_nir(graph, dt=dt)(spikes)
+    np.testing.assert_allclose(voltages, expected, rtol=1e-11, atol=1e-11 * np.abs(expected).max())
+    assert state.v.shape == (2, 3)
+
+
+def test_nir_li_node_is_the_current_free_limit():
+    """``tau dv/dt = (v_leak - v) + r I`` with ``I`` held for a step: the
+    leaky integrator whose current decays fully within one step."""
+    rng = np.random.default_rng(3)
+    dt, tau, r, v_leak = 1e-3, rng.uniform(5e-3, 5e-2, 3), rng.uniform(0.5, 2.0, 3), rng.normal(size=3)
+    weights = rng.normal(size=(3, 4))
+    inputs = rng.normal(size=(200, 4))
+    graph = _chain_graph(nir.Linear(weights), neuron=nir.LI(tau=tau, r=r, v_leak=v_leak))
+    model = from_nir(graph, dt=dt)
+    voltages, state = model(inputs)
+    expected, voltage = [], v_leak.copy()
+    for current in inputs @ weights.T:
+        voltage = voltage + dt / tau * ((v_leak - voltage) + r * current)
+        expected.append(voltage)
+    np.testing.assert_allclose(voltages, np.stack(expected), rtol=1e-11, atol=1e-12)
+    assert model.p.tau_syn_inv == 1.0 / dt
+    np.testing.assert_allclose(state.i, 0.0, atol=1e-12)
+
+
+def test_spiking_nodes_with_an_infinite_threshold_are_leaky_integrators():
+    rng = np.random.default_rng(4)
+    tau_syn, tau_mem, v_leak = np.full(3, 5e-3), np.full(3, 1e-2), rng.normal(size=3)
+    cuba = {"tau_syn": tau_syn, "tau_mem": tau_mem, "r": np.ones(3), "v_leak": v_leak, "w_in": np.full(3, 5.0)}
+    inputs = rng.normal(size=(50, 4))
+    weights = rng.normal(size=(3, 4))
+    li = from_nir(_chain_graph(nir.Linear(weights), neuron=nir.CubaLI(**cuba)))(inputs)[0]
+    lif = nir.CubaLIF(**cuba, v_threshold=np.full(3, np.inf), v_reset=np.zeros(3))
+    np.testing.assert_array_equal(from_nir(_chain_graph(nir.Linear(weights), neuron=lif))(inputs)[0], li)
+    spiking = nir.CubaLIF(**cuba, v_threshold=np.ones(3), v_reset=np.zeros(3))
+    with pytest.raises(ValueError, match=r"nir\.CubaLIF with a finite v_threshold"):
+        from_nir(_chain_graph(nir.Linear(weights), neuron=spiking))
+
+
+def test_weightless_graphs_keep_the_neuron_shape():
+    rng = np.random.default_rng(5)
+    p = LIParameters(rng.uniform(100, 300, (2, 3)), 100.0, rng.normal(size=(2, 3)))
+    graph = to_nir(None, p, 1e-3)
+    assert list(graph.nodes) == ["input", "li", "output"]
+    inputs = rng.normal(size=(40, 5, 2, 3))
+    voltages, _ = from_nir(graph)(inputs)
+    expected, _ = li_scan(inputs, None, None, p, 1e-3)
+    np.testing.assert_allclose(voltages, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="pass shape="):
+        to_nir(None, LIParameters())
+    shaped = to_nir(None, LIParameters(), shape=4)
+    np.testing.assert_array_equal(shaped.nodes["li"].tau_syn.shape, (4,))
+
+
+def test_bias_is_a_constant_input_current():
+    rng = np.random.default_rng(6)
+    weights, bias = rng.normal(size=(3, 4)), rng.normal(size=3)
+    spikes = (rng.random((100, 4)) < 0.3).astype(np.float64)
+    voltages, _ = from_nir(to_nir(weights, LIParameters(), 1e-3, bias=bias))(spikes)
+    expected, _ = li_scan(spikes @ weights.T + bias, None, None, LIParameters(), 1e-3)
+    np.testing.assert_allclose(voltages, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_dt_comes_from_the_graph_unless_given():
+    rng = np.random.default_rng(7)
+    weights = rng.normal(size=(3, 4))
+    inputs = rng.normal(size=(80, 4))
+    graph = to_nir(weights, LIParameters(), dt=1e-4)
+    assert from_nir(graph).dt == 1e-4
+    # another dt: inputs held for a step ten times as long jump the current ten times as much
+    voltages, _ = from_nir(graph, dt=1e-3)(inputs)
+    expected, _ = li_scan(inputs, None, 10.0 * weights, LIParameters(), 1e-3)
+    np.testing.assert_allclose(voltages, expected, rtol=1e-12, atol=1e-12)
+    del graph.metadata["dt"]
+    assert from_nir(graph).dt == 0.001
+
+
+@pytest.mark.parametrize(
+    ("node", "kind"),
+    [
+        (nir.Threshold(np.ones(3)), "nir.Threshold"),
+        (nir.Delay(np.ones(3)), "nir.Delay"),
+        (nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)), "nir.LIF"),
+    ],
+)
+def test_unsupported_nodes_are_named(node, kind):
+    graph = _chain_graph(nir.Linear(np.ones((3, 4))), neuron=node)
+    with pytest.raises(ValueError, match=kind):
+        from_nir(graph)
+
+
+def test_graphs_that_are_not_one_chain_are_refused():
+    li = nir.CubaLI(tau_syn=np.ones(4), tau_mem=np.ones(4), r=np.ones(4), v_leak=np.zeros(4))
+    branching = nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([4])), "a": li, "b": nir.Scale(np.ones(4)), "output": nir.Output([4])},
+        edges=[("input", "a"), ("input", "b"), ("a", "output"), ("b", "output")],
+        type_check=False,
+    )
+    with pytest.raises(ValueError, match="without branches or loops"):
+        from_nir(branching)
+    with pytest.raises(ValueError, match="one neuron node"):
+        from_nir(_chain_graph(nir.Linear(np.ones((4, 4))), neuron=nir.Scale(np.ones(4))))
+    with pytest.raises(TypeError, match="graph_or_path"):
+        from_nir({"nodes": {}})
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="input_weights must be a matrix"):
+        to_nir(np.ones(3))
+    with pytest.raises(ValueError, match="bias must have shape"):
+        to_nir(np.ones((3, 2)), bias=np.ones(2))
+    with pytest.raises(ValueError, match=r"p\.tau_mem_inv must be finite and > 0"):
+        to_nir(np.ones((3, 2)), LIParameters(tau_mem_inv=0.0))
+    with pytest.raises(ValueError, match=r"p\.v_leak has shape \(4,\)"):
+        to_nir(np.ones((3, 2)), LIParameters(v_leak=np.zeros(4)))
+    with pytest.raises(ValueError, match="dt must be finite"):
+        to_nir(np.ones((3, 2)), dt=-1.0)
+    with pytest.raises(TypeError, match="inputs must be an array"):
+        from_nir(to_nir(np.ones((3, 2))))([[1.0, 2.0]])
+
+
+def test_single_neuron_node():
+    li = nir.CubaLI(tau_syn=np.full(2, 5e-3), tau_mem=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2))
+    inputs = np.ones((10, 2))
+    voltages, _ = from_nir(li)(inputs)  # w_in = 1, dt = 1 ms: the current jumps by dt/tau_syn = 0.2 per step
+    expected, _ = li_scan(0.2 * inputs, None, None, LIParameters(), 1e-3)
+    np.testing.assert_allclose(voltages, expected, rtol=1e-12)
+
+
+# --- the torch modules -------------------------------------------------------------------------------------------
+
+
+def test_torch_modules_export_their_weights_and_parameters():
+    torch = pytest.importorskip("torch")
+    from li_backends.torch_nn import LI, LILinearCell
+
+    torch.manual_seed(0)
+    cell = LILinearCell(5, 3, LIParameters(150.0, 80.0, 0.2), dt=5e-4, train_time_constants=True)
+    spikes = (torch.rand(60, 2, 5) < 0.3).float()
+    state, expected = None, []
+    with torch.no_grad():
+        for x in spikes:
+            v, state = cell(x, state)
+            expected.append(v)
+    voltages, _ = from_nir(module_to_nir(cell))(spikes)
+    torch.testing.assert_close(voltages, torch.stack(expected), rtol=1e-5, atol=1e-6)
+    layer = LI(LIParameters(torch.linspace(100, 300, 4), 90.0, 0.0), dt=1e-3)
+    graph = module_to_nir(layer)  # the neuron shape comes from the per-neuron tau_syn_inv
+    np.testing.assert_array_equal(graph.nodes["li"].tau_syn.shape, (4,))
+    with pytest.raises(ValueError, match="pass shape="):
+        module_to_nir(LI())
+    assert module_to_nir(LI(), shape=(2, 3)).nodes["li"].tau_mem.shape == (2, 3)
+
+
+def test_torch_modules_have_to_nir():
+    """``to_nir()`` on ``LILinearCell``, ``LI`` and ``LICell`` (a method calling ``module_to_nir``)."""
+    pytest.importorskip("torch")
+    from li_backends.torch_nn import LI, LICell, LILinearCell
+
+    cell = LILinearCell(5, 3)
+    np.testing.assert_array_equal(cell.to_nir().nodes["linear"].weight, cell.input_weights.detach().numpy())
+    assert LI().to_nir(shape=4).nodes["li"].tau_syn.shape == (4,)
+    assert LICell(dt=1e-4).to_nir(shape=4).metadata == {"dt": 1e-4}
+
+
+# --- another NIR tool ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated")
+def test_snntorch_synaptic_graph_runs_like_snntorch():
+    """snnTorch's ``Synaptic`` (``syn = alpha*syn + x``, ``mem = beta*mem + syn``)
+    exported by snnTorch as a ``CubaLIF`` (``r = tau_mem/dt``, ``w_in =
+    tau_syn/dt``, its fixed ``dt = 1e-4``) with a threshold never reached:
+    read with that ``dt``, it gives snnTorch's membrane potentials."""
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(5, 3, bias=False)
+    alpha, beta = torch.tensor([0.9, 0.5, 0.99]), torch.tensor([0.8, 0.7, 0.95])
+    spikes = (torch.rand(300, 4, 5) < 0.3).float()
+    exported = snn.Synaptic(alpha=alpha, beta=beta, threshold=torch.full((3,), math.inf), init_hidden=True)
+    graph = export_to_nir(torch.nn.Sequential(linear, exported), spikes[0, :1], ignore_dims=[0])
+    simulated = snn.Synaptic(alpha=alpha, beta=beta, threshold=1e30)  # inf * 0 would make NaNs in its reset
+    synaptic, membrane = simulated.init_synaptic()
+    expected = []
+    with torch.no_grad():
+        for x in spikes:
+            _, synaptic, membrane = simulated(linear(x), synaptic, membrane)
+            expected.append(membrane)
+    voltages, _ = from_nir(graph, dt=1e-4)(spikes)
+    assert_matches(voltages.numpy(), torch.stack(expected).numpy(), "float32", "snnTorch Synaptic via NIR")
+
+
+def test_initial_state_is_this_librarys_state():
+    """``state`` is an ``LIState`` whose ``i`` is ``r * I`` (NIR's current times ``r``)."""
+    li = nir.CubaLI(tau_syn=np.full(2, 5e-3), tau_mem=np.full(2, 1e-2), r=np.full(2, 2.0), v_leak=np.zeros(2))
+    model = from_nir(li, dt=1e-3)
+    start = LIState(np.array([0.5, -0.5]), np.array([1.0, 2.0]))
+    voltages, state = model(np.zeros((3, 2)), start)
+    expected, expected_state = li_scan(np.zeros((3, 2)), start, None, LIParameters(), 1e-3)
+    np.testing.assert_allclose(voltages, expected, rtol=1e-14)
+    np.testing.assert_allclose(state.i, expected_state.i, rtol=1e-14)
