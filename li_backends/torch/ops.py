@@ -28,14 +28,35 @@ so that ``dL/dx_t = mu_t``, ``dL/dv_init = lam_0 - a*lam_0``,
 divides by ``a``, ``d`` or their complements.
 
 Both ops run the block algorithm (:mod:`.blocks`) where it applies and the
-loop (:mod:`.loop`) otherwise. Importing this module registers the ops.
+loop (:mod:`.loop`) otherwise; on CUDA tensors they run the fused kernels
+(:mod:`.cuda`) when CuPy can launch them. Importing this module registers
+the ops.
 """
 
 from __future__ import annotations
 
 import torch
 
-from . import blocks, loop
+from . import blocks, cuda, loop
+
+
+def _scan(xs, v0, i0, a, d, v_leak, record, keep):
+    """The forward op with torch's own ops, on any device."""
+    with torch.no_grad():
+        if blocks.applicable(xs, (a, d, v_leak), keep, record):
+            return blocks.forward(xs, v0, i0, a, d, v_leak)
+        return loop.forward(xs, v0, i0, a, d, v_leak, record, keep)
+
+
+def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+    """The backward op with torch's own ops, on any device."""
+    with torch.no_grad():
+        if js is None:
+            if blocks.applicable(gv, (a, d, v_leak), False, record):
+                return blocks.backward(gv, gi, a, d)
+            return loop.backward(gv, gi, a, d, record, need_v0, None)
+        grads = loop.backward(gv, gi, a, d, record, need_v0, (v0, voltages, js, v_leak))
+        return grads[:3] + [g.sum_to_size(p.shape) for g, p in zip(grads[3:], (a, d, v_leak))]
 
 
 @torch.library.custom_op(
@@ -48,10 +69,15 @@ def scan(xs, v0, i0, a, d, v_leak, record, keep):
     """``(voltages [T, ...], currents [T, ...] or final i, j sequence or
     empty)``: the forward recurrence for ``T >= 1``, in the compute dtype;
     ``keep`` keeps ``j`` for parameter gradients."""
-    with torch.no_grad():
-        if blocks.applicable(xs, (a, d, v_leak), keep, record):
-            return blocks.forward(xs, v0, i0, a, d, v_leak)
-        return loop.forward(xs, v0, i0, a, d, v_leak, record, keep)
+    return _scan(xs, v0, i0, a, d, v_leak, record, keep)
+
+
+@scan.register_kernel("cuda")
+def _(xs, v0, i0, a, d, v_leak, record, keep):
+    """On CUDA, the fused kernels (:mod:`.cuda`) where they can run."""
+    if cuda.active():
+        return cuda.scan(xs, v0, i0, a, d, v_leak, record, keep)
+    return _scan(xs, v0, i0, a, d, v_leak, record, keep)
 
 
 @scan.register_fake
@@ -71,13 +97,15 @@ def scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
     parameters' shapes when ``js`` is given) from the gradients of the
     voltages and of the currents (sequence when ``record``, else final);
     ``dv0`` may be left zero unless ``need_v0``."""
-    with torch.no_grad():
-        if js is None:
-            if blocks.applicable(gv, (a, d, v_leak), False, record):
-                return blocks.backward(gv, gi, a, d)
-            return loop.backward(gv, gi, a, d, record, need_v0, None)
-        grads = loop.backward(gv, gi, a, d, record, need_v0, (v0, voltages, js, v_leak))
-        return grads[:3] + [g.sum_to_size(p.shape) for g, p in zip(grads[3:], (a, d, v_leak))]
+    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+
+
+@scan_backward.register_kernel("cuda")
+def _(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+    """On CUDA, the fused adjoint (:mod:`.cuda`) where it can run."""
+    if cuda.active():
+        return cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
 
 
 @scan_backward.register_fake
