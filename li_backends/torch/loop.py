@@ -6,8 +6,10 @@ one thread, and the pieces run on worker threads of their own, so no op waits
 at a thread barrier. It is the only algorithm that computes parameter
 gradients; only then does the forward keep the ``j`` sequence (and the
 backward the voltages) for them. Every decay is written in its increment
-form (``y - a*y``, ``lerp``), so ``1 - a`` and ``1 - d`` are never rounded;
-the recurrences are documented in :mod:`li_backends.torch.ops`.
+form (``y - a*y``, or ``lerp``, which computes ``start + w*(end - start)``
+for ``|w| < 0.5`` and ``end - (end - start)*(1 - w)`` otherwise, where
+``1 - w`` is exact), so ``1 - a`` and ``1 - d`` are never rounded; the
+recurrences are documented in :mod:`li_backends.torch.ops`.
 """
 
 from __future__ import annotations
