@@ -27,15 +27,6 @@ def rates(p: LIParameters, dt: float) -> tuple[Any, Any]:
     return dt * p.tau_mem_inv, dt * p.tau_syn_inv
 
 
-def scan_coefficients(p: LIParameters, dt: float) -> tuple[Any, Any, Any]:
-    """``(a, b, c)`` of the scan's two linear recurrences:
-    ``a = dt*tau_mem_inv``, ``b = 1 - dt*tau_syn_inv``, ``c = 1 - a``, so that
-    ``j_t = i_{t-1} + x_t``, ``v_t = c*v_{t-1} + a*(j_t + v_leak)``,
-    ``i_t = b*j_t``. Floats stay floats; arrays stay arrays."""
-    a = dt * p.tau_mem_inv
-    return a, 1 - dt * p.tau_syn_inv, 1 - a
-
-
 def _copy(xp: Any, x: Any) -> Any:
     return xp.asarray(x, copy=True)
 

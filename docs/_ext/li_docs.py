@@ -205,7 +205,9 @@ class CompareTable(SphinxDirective):
         rows = []
         for r in compare(steps=self.options.get("steps", 1000)):
             if r.skipped:
-                rows.append([r.backend, r.dtype, r.device, "", "", RTOL.get(r.dtype, ""), "", f"skipped: {r.skipped}"])
+                rows.append(
+                    [r.backend, r.dtype, r.device, r.case, "", "", RTOL.get(r.dtype, ""), "", f"skipped: {r.skipped}"]
+                )
             else:
                 verdict = "ok" if r.ok else "OUTSIDE TOLERANCE"
                 rows.append(
@@ -213,6 +215,7 @@ class CompareTable(SphinxDirective):
                         r.backend,
                         r.dtype,
                         r.device,
+                        r.case,
                         f"{r.max_abs:.3e}",
                         f"{r.max_rel:.3e}",
                         f"{RTOL[r.dtype]:g}",
@@ -220,7 +223,17 @@ class CompareTable(SphinxDirective):
                         verdict,
                     ]
                 )
-        headers = ["backend", "dtype", "device", "max abs error", "max rel error", "rtol", "error / tol", "result"]
+        headers = [
+            "backend",
+            "dtype",
+            "device",
+            "case",
+            "max abs error",
+            "max rel error",
+            "rtol",
+            "error / tol",
+            "result",
+        ]
         return [_table(headers, rows)]
 
 
