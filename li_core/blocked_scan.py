@@ -11,11 +11,11 @@ chunks of ``L`` steps and the chunks are scanned together as ``K * n`` lanes:
    rest plus what ``L`` input-free steps make of the previous entering state,
    using the :class:`ChunkTransition` that :func:`chunk_transition` obtains by
    an input-free scan of ``L`` steps;
-3. the lane scan runs every chunk again from its entering state, which gives
-   each step exactly as the one-step-at-a-time loop computes it.
+3. :func:`rescan_chunks` scans every chunk again from its entering state,
+   which computes each step exactly as the one-step-at-a-time loop does.
 
-That is about ``3 L + K`` steps instead of ``T``, about ``3 sqrt(T)`` with the
-chunk length of :func:`chunk_length`. Every recurrence is in increment form,
+That is about ``3 L + K`` steps instead of ``T``, about ``3.5 sqrt(T)`` with
+the chunk length of :func:`chunk_length`. Every recurrence is in increment form,
 ``v + a*((v_leak - v) + j)`` and ``j - d*j`` with ``a = dt*tau_mem_inv`` and
 ``d = dt*tau_syn_inv``, and nothing is divided (the contract, docs/contract.md,
 section 1). The derivation, the accuracy argument and the measured crossover
@@ -65,7 +65,7 @@ __all__ = [
 LaneScan = Callable[[Any, LIState, LIParameters, float, bool], tuple[Any, LIState]]
 
 #: above this many neurons per step the plain loop runs (see :func:`chunk_length`)
-MAX_BLOCKED_NEURONS = 1024
+MAX_BLOCKED_NEURONS = 512
 #: below this many steps the plain loop runs (see :func:`chunk_length`)
 MIN_BLOCKED_STEPS = 64
 #: chunk length ``L = CHUNK_SCALE * sqrt(T)`` (see :func:`chunk_length`)
