@@ -52,6 +52,9 @@ class Backend(abc.ABC):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: whether results carry gradients back to every array argument
     autograd: ClassVar[bool] = False
+    #: a chunked (lazy) library's block libraries: the array libraries its
+    #: chunks may be, each block computed by the backend chosen for its type
+    block_libraries: ClassVar[tuple[str, ...]] = ()
 
     def availability(self) -> str | None:
         """None when the backend can run here, else the reason as a string.
@@ -84,6 +87,16 @@ class Backend(abc.ABC):
     def handles(self, x: Any) -> bool:
         """Does this backend compute on arrays like ``x``? Must be cheap and
         must not import the backend's library (look in ``sys.modules``)."""
+
+    def companions(self, x: Any) -> tuple[str, ...]:
+        """The array libraries (as :func:`li_core.arrays.library_name` names
+        them) whose arrays this backend accepts as the state, weights and
+        parameters of a call whose input is ``x``, besides ``x``'s own
+        library. None by default: one library per call. A chunked (lazy)
+        library accepts small in-memory arrays beside its large chunked
+        input (the contract (docs/contract.md), section 2); the core's
+        checks consult this declaration. Must be cheap and import nothing."""
+        return ()
 
     @abc.abstractmethod
     def asarray(self, array: Any, device: Any = None) -> Any:

@@ -1,9 +1,11 @@
 """Argument checks and defaults, done once in the core for every backend.
 
 Every check runs before any computation and names the argument with the
-offending shape, dtype, device or value (SPEC section 5): ``TypeError`` for
-what is not a supported floating array of the input's library and dtype,
-``ValueError`` for shapes, devices and values that do not fit.
+offending shape, dtype, device or value (the contract (docs/contract.md),
+section 5): ``TypeError`` for what is not a supported floating array of the
+input's library (or of a companion library that the backends handling the
+input declare, see :meth:`Backend.companions`) and dtype, ``ValueError`` for
+shapes, devices and values that do not fit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, NamedTuple
 from .arrays import FLOATING, describe, device, dtype_name, library_name, namespace
 from .backend import Backend
 from .errors import UnstableStepWarning
+from .registry import registry
 from .types import LIParameters, LIState
 
 PARAMETER_FIELDS = LIParameters._fields
@@ -65,10 +68,11 @@ def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 class _Checker:
     """Compares every array argument with the input: library, dtype, device."""
 
-    __slots__ = ("argument", "device", "dtype", "dtype_name", "library", "type")
+    __slots__ = ("argument", "device", "dtype", "dtype_name", "input", "library", "type")
 
     def __init__(self, argument: str, x: Any) -> None:
         self.argument = argument
+        self.input = x
         self.type = type(x)
         self.library = library_name(x)
         if self.library is None:
@@ -87,23 +91,42 @@ class _Checker:
         if library is None:
             raise TypeError(f"{name} must be an array of a supported array library, got {describe(a)}")
         _refuse_masked(name, a, library)
+        companion = False
         if library != self.library:
-            raise TypeError(
-                f"{name} is {describe(a)} but {self.argument} is a {self.library} array; "
-                "all arrays in one call must come from one library"
-            )
+            accepted = companions(self.input)
+            if library not in accepted:
+                also = f" (or {', '.join(accepted)})" if accepted else ""
+                raise TypeError(
+                    f"{name} is {describe(a)} but {self.argument} is a {self.library} array; "
+                    f"all arrays in one call must come from one library{also}"
+                )
+            companion = True
         if a.dtype != self.dtype:
             raise TypeError(
                 f"{name} has dtype {dtype_name(a.dtype)} but {self.argument} has dtype {self.dtype_name}; "
                 "all floating arrays in one call must share one dtype"
             )
-        # (traced arrays, e.g. under jax.jit or jax.grad, may report no device)
+        # (traced arrays, e.g. under jax.jit or jax.grad, may report no device; a
+        # companion of a chunked array lives where the backend moves its blocks)
         if (
-            self.library != "numpy"
+            not companion
+            and self.library != "numpy"
             and (where := device(a, library)) != self.device
             and None not in (where, self.device)
         ):
             raise ValueError(f"{name} is on device {where} but {self.argument} is on device {self.device}")
+
+
+def companions(x: Any) -> tuple[str, ...]:
+    """The libraries whose arrays may stand beside the input ``x`` as state,
+    weights and parameters: what the registered backends that handle ``x``
+    declare (:meth:`Backend.companions`; only asked when a library differs)."""
+    accepted: list[str] = []
+    for registered in registry.backends.values():
+        backend = registered.backend
+        if backend.handles(x):
+            accepted += [name for name in backend.companions(x) if name not in accepted]
+    return tuple(accepted)
 
 
 def _refuse_masked(name: str, a: Any, library: str | None) -> None:
@@ -117,7 +140,8 @@ def _refuse_masked(name: str, a: Any, library: str | None) -> None:
 
 def _largest(value: Any) -> float | None:
     """The largest entry of a parameter, or None where finding it would cost a
-    device synchronisation, a computation of a lazy array or a graph break."""
+    device synchronisation, a computation of a lazy array (a Dask array is
+    never computed here; its NumPy companions are checked) or a graph break."""
     if isinstance(value, float):
         return value
     library = library_name(value)
