@@ -22,7 +22,13 @@ from .backend import DISTRIBUTION, Backend
 from .errors import BackendNotFoundError, PluginWarning
 
 #: plugin modules of the built-in backends, in registration order
-BUILTIN_PLUGINS = ("li_backends.array_api", "li_backends.numpy", "li_backends.torch", "li_backends.cupy")
+BUILTIN_PLUGINS = (
+    "li_backends.array_api",
+    "li_backends.numpy",
+    "li_backends.torch",
+    "li_backends.cupy",
+    "li_backends.dask",
+)
 
 
 class BackendInfo(NamedTuple):
@@ -37,6 +43,8 @@ class BackendInfo(NamedTuple):
     dtypes: tuple[str, ...]
     devices: tuple[str, ...]
     autograd: bool
+    #: a chunked (lazy) backend's block libraries (empty for the others)
+    block_libraries: tuple[str, ...] = ()
 
 
 class _Registered(NamedTuple):
@@ -165,6 +173,7 @@ class Registry:
                     dtypes=tuple(backend.dtypes),
                     devices=tuple(backend.devices),
                     autograd=bool(backend.autograd),
+                    block_libraries=tuple(backend.block_libraries),
                 )
             )
         return rows
@@ -176,7 +185,8 @@ registry = Registry()
 def list_backends() -> list[BackendInfo]:
     """One record per registered backend: name, availability (and the reason
     when unavailable), library version, providing distribution, priority,
-    dtypes, devices and autograd support."""
+    dtypes, devices, autograd support and, for a chunked (lazy) backend, the
+    libraries its blocks may be."""
     return registry.info()
 
 
