@@ -246,16 +246,17 @@ def carry(ends: LIState, start: LIState, transition: ChunkTransition, v_leak: An
 
     Chunk 0 enters at ``start``; chunk ``k + 1`` enters at chunk ``k``'s
     final state from rest (``ends``, from :func:`chunk_ends`) plus what the
-    transition makes of chunk ``k``'s entering deviation from rest:
-    ``v' = v_end + (i_to_v*i + (u - v_lost*u))`` with ``u = v - v_leak``, and
-    ``i' = i_end + (i - i_lost*i)``. ``K - 1`` steps over the neurons."""
+    transition makes of chunk ``k``'s entering deviation from rest
+    ``u = v - v_leak``. Written as the state plus an increment, like the
+    loop's step, so that each chunk rounds the large state once:
+    ``v' = v + (((v_end - v_leak) + i_to_v*i) - v_lost*u)`` and
+    ``i' = i + (i_end - i_lost*i)``. ``K - 1`` steps over the neurons."""
     xp = namespace(ends.v)
     v, i = start
     entering_v, entering_i = [v], [i]
     for k in range(ends.v.shape[0] - 1):
-        u = v - v_leak
-        v = ends.v[k, ...] + (transition.i_to_v * i + (u - transition.v_lost * u))
-        i = ends.i[k, ...] + (i - transition.i_lost * i)
+        v = v + (((ends.v[k, ...] - v_leak) + transition.i_to_v * i) - transition.v_lost * (v - v_leak))
+        i = i + (ends.i[k, ...] - transition.i_lost * i)
         entering_v.append(v)
         entering_i.append(i)
     return LIState(xp.stack(entering_v), xp.stack(entering_i))

@@ -112,11 +112,13 @@ def test_blocked_and_loop_agree(dtype, steps, length):
 
 @pytest.mark.parametrize("library", sorted(LIBRARIES))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("length", [None, 7, 150, 1000])
+@pytest.mark.parametrize("length", [None, 2, 150, 1000])
 def test_slow_neurons(library, dtype, length):
-    """dt*tau_inv from 1 down to 1e-4 per neuron, over 2/1e-4 steps: the
-    chunk transition of slow neurons is close to the identity, and only its
-    complement form keeps float32 within tolerance."""
+    """dt*tau_inv from 1 down to 1e-4 per neuron, over 2/1e-4 steps. The
+    chunk transition of slow neurons is close to the identity: float32 stays
+    within tolerance only with its complement form and with the carry written
+    as state plus increment (either mistake is 3 times the tolerance with
+    10,000 chunks of 2 steps)."""
     result = run(_slow_case(), library, dtype, length=length)
     assert_result_matches(result, reference_of(_slow_case), dtype, f"{library} {dtype} slow neurons, L={length}")
 
