@@ -24,11 +24,15 @@ module with ``.to(dtype)`` for non-default dtypes.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, li_step
+
+if TYPE_CHECKING:
+    import nir
 
 
 class _LIModule(nn.Module):
@@ -49,6 +53,31 @@ class _LIModule(nn.Module):
                 self.register_buffer(name, value)
             else:
                 setattr(self, name, float(value))
+
+    def _resting_state(self, input: torch.Tensor, neurons: tuple[int, ...]) -> LIState | None:
+        """Norse's resting state: while autograd records and nothing else in the
+        call requires grad, ``v = v_leak`` is a leaf that requires grad, so
+        ``module(x)[0].sum().backward()`` runs as it does in Norse. Otherwise,
+        and inside ``torch.compile`` (which cannot return such a leaf's
+        descendants), None: li_core's resting state."""
+        if not (isinstance(input, torch.Tensor) and torch.is_grad_enabled()) or input.requires_grad:
+            return None
+        if torch.compiler.is_compiling() or any(parameter.requires_grad for parameter in self.parameters()):
+            return None
+        try:
+            v = torch.zeros(neurons, dtype=input.dtype, device=input.device).add_(self.p.v_leak)
+        except RuntimeError:
+            return None  # a v_leak that does not fit: li_core's checks say so, naming it
+        return LIState(v.requires_grad_(), torch.zeros_like(v))
+
+    def to_nir(self, shape: int | tuple[int, ...] | None = None) -> nir.NIRGraph:
+        """This module as a NIR graph (needs the ``nir`` extra): ``Input -> Linear
+        -> CubaLI -> Output`` for ``LILinearCell``, ``Input -> CubaLI -> Output``
+        for ``LI`` and ``LICell``, whose neuron ``shape`` is needed unless their
+        parameters are per-neuron. See :func:`li_core.nir.to_nir`."""
+        from li_core.nir import module_to_nir
+
+        return module_to_nir(self, shape=shape)
 
     @property
     def p(self) -> LIParameters:
@@ -84,6 +113,8 @@ class LICell(_LIModule):
         super().__init__(p, dt, train_time_constants, size)
 
     def forward(self, input: torch.Tensor, state: LIState | None = None) -> tuple[torch.Tensor, LIState]:
+        if state is None:
+            state = self._resting_state(input, tuple(input.shape))
         return li_feed_forward_step(input, state, self.p, self.dt, backend="torch")
 
 
@@ -113,6 +144,8 @@ class LILinearCell(_LIModule):
         self.input_weights = nn.Parameter(torch.randn(hidden_size, input_size) / math.sqrt(input_size))
 
     def forward(self, input: torch.Tensor, state: LIState | None = None) -> tuple[torch.Tensor, LIState]:
+        if state is None:
+            state = self._resting_state(input, (*input.shape[:-1], self.hidden_size))
         return li_step(input, state, self.input_weights, self.p, self.dt, backend="torch")
 
     def extra_repr(self) -> str:
@@ -142,4 +175,6 @@ class LI(_LIModule):
         self.record_states = record_states
 
     def forward(self, input: torch.Tensor, state: LIState | None = None) -> tuple[torch.Tensor, LIState]:
+        if state is None:
+            state = self._resting_state(input, tuple(input.shape[1:]))
         return li_scan(input, state, None, self.p, self.dt, backend="torch", record_states=self.record_states)
