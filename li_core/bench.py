@@ -150,6 +150,8 @@ def synchronizer(x: Any) -> Callable[[Any], None]:
     if library == "jax":
         jax = sys.modules["jax"]
         return lambda result: jax.block_until_ready(result)
+    if library == "dask":  # lazy: the work happens when the result is computed
+        return lambda result: result.compute()
     return _no_sync
 
 
@@ -379,10 +381,8 @@ def _time_case(
     xs_np, w_np = workload.arrays(dtype, seed)
     xs = backend.asarray(xs_np, device=device)
     w = None if w_np is None else backend.asarray(w_np, device=device)
-    del xs_np, w_np
-    p = LIParameters(
-        *(v if isinstance(v, float) else backend.asarray(v, device=device) for v in workload.parameters(dtype, seed))
-    )
+    p_np = workload.parameters(dtype, seed)
+    p = LIParameters(*(v if isinstance(v, float) else backend.asarray(v, device=device) for v in p_np))
     library = library_name(xs)
     sync = synchronizer(xs)
     # the reference loop receives what the core would give a backend
@@ -390,12 +390,18 @@ def _time_case(
     state = LIState(backend.asarray(zeros_np, device=device), backend.asarray(zeros_np, device=device))
     loop_steps = min(workload.loop_steps or workload.steps, workload.steps)
     loop_xs = xs[:loop_steps, ...]
+    if backend.block_libraries:  # lazy: a step loop over a lazy array would time graph building; loop in memory
+        loop_xs, state, w_loop, p_loop = xs_np[:loop_steps, ...], LIState(zeros_np, zeros_np), w_np, p_np
+        loop_sync = _no_sync
+    else:
+        w_loop, p_loop, loop_sync = w, p, sync
+    del xs_np, w_np
 
     def fused(a: Any) -> Any:
         return li_scan(a, None, w, p, DT, backend=backend)[0]
 
     def loop(a: Any) -> Any:
-        return reference.scan(a, state, w, p, DT)[0]
+        return reference.scan(a, state, w_loop, p_loop, DT)[0]
 
     if workload.training:
         run_fused, run_loop = _gradient(library, fused, xs), _gradient(library, loop, loop_xs)
@@ -407,7 +413,7 @@ def _time_case(
     copy_timing = measure(copier(xs), repeats, sync, max_seconds=max_seconds)
     # no warm-up for the loop: li_scan's warm-up already paid the one-time
     # costs of the library and device, and the loop can take minutes
-    loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), sync, warmup=0, max_seconds=max_seconds)
+    loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), loop_sync, warmup=0, max_seconds=max_seconds)
     loop_timing = _scaled(loop_timing, workload.steps / loop_steps)
     return {
         "status": "ok",
