@@ -392,7 +392,7 @@ def _time_case(
     loop_xs = xs[:loop_steps, ...]
     if backend.block_libraries:  # lazy: a step loop over a lazy array would time graph building; loop in memory
         loop_xs, state, w_loop, p_loop = xs_np[:loop_steps, ...], LIState(zeros_np, zeros_np), w_np, p_np
-        loop_sync = _no_sync
+        loop_sync: Callable[[Any], None] = _no_sync
     else:
         w_loop, p_loop, loop_sync = w, p, sync
     del xs_np, w_np
