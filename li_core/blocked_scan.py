@@ -204,9 +204,10 @@ def to_chunks(xs: Any, length: int) -> Any:
     xp = namespace(xs)
     chunks = xs.shape[0] // length
     shape = xs.shape[1:]
-    blocks = xp.reshape(xs[: chunks * length, ...], (chunks, length, *shape))
-    lanes = xp.permute_dims(blocks, (1, 0, *range(2, 2 + len(shape))))
-    return xp.reshape(xp.reshape(lanes, (-1,)), lanes.shape)
+    blocks = xp.reshape(xs[: chunks * length, ...], (chunks, length, math.prod(shape)))
+    # the neurons as one axis: the reordering copy then moves whole rows
+    lanes = xp.reshape(xp.permute_dims(blocks, (1, 0, 2)), (-1,))
+    return xp.reshape(lanes, (length, chunks, *shape))
 
 
 def from_chunks(ys: Any, chunk_major: bool = False) -> Any:
@@ -214,10 +215,10 @@ def from_chunks(ys: Any, chunk_major: bool = False) -> Any:
     ``chunk_major``, ``[K, length, *shape]``) as the time-first
     ``[K * length, *shape]``."""
     xp = namespace(ys)
-    shape = ys.shape[2:]
+    steps, shape = ys.shape[0] * ys.shape[1], ys.shape[2:]
     if not chunk_major:
-        ys = xp.permute_dims(ys, (1, 0, *range(2, 2 + len(shape))))
-    return xp.reshape(ys, (ys.shape[0] * ys.shape[1], *shape))
+        ys = xp.permute_dims(xp.reshape(ys, (*ys.shape[:2], math.prod(shape))), (1, 0, 2))
+    return xp.reshape(ys, (steps, *shape))
 
 
 def _spread(p: LIParameters, lanes: tuple[int, ...], like: Any) -> LIParameters:
