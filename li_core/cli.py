@@ -47,7 +47,17 @@ def _has_matplotlib() -> bool:
 # -- li backends ---------------------------------------------------------------------------
 
 
-BACKEND_COLUMNS = ("name", "available", "version", "distribution", "priority", "dtypes", "devices", "autograd")
+BACKEND_COLUMNS = (
+    "name",
+    "available",
+    "version",
+    "distribution",
+    "priority",
+    "dtypes",
+    "devices",
+    "autograd",
+    "blocks",
+)
 
 
 def backend_row(info: Any, unavailable: str = "no") -> list[Any]:
@@ -61,6 +71,7 @@ def backend_row(info: Any, unavailable: str = "no") -> list[Any]:
         ", ".join(info.dtypes),
         ", ".join(info.devices),
         "yes" if info.autograd else "no",
+        ", ".join(info.block_libraries) or "-",
     ]
 
 
@@ -84,9 +95,13 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from . import demo
+    from . import demo, get_backend
 
-    result = demo.simulate(args.backend, neurons=args.neurons, inputs=args.inputs, seed=args.seed, device=args.device)
+    sizes = {"neurons": args.neurons, "inputs": args.inputs, "steps": args.steps, "seed": args.seed}
+    if get_backend(args.backend).block_libraries:  # a chunked backend streams into a Zarr store
+        result = demo.simulate_into_store(args.store, args.backend, device=args.device, **sizes)
+    else:
+        result = demo.simulate(args.backend, device=args.device, **sizes)
     print(demo.summary(result))
     if not _has_matplotlib():
         return _no_matplotlib(f"the plot {args.output}")
@@ -190,14 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate a population driven by Poisson spikes and plot it",
         description="Simulate leaky integrators driven by Poisson spike trains through random weights for one "
         "second of model time (T=1000 steps of 1 ms, one li_scan call), print a summary and write a PNG "
-        f"with the input raster and a few voltage traces (needs matplotlib: {PLOT_EXTRA}).",
+        f"with the input raster and a few voltage traces (needs matplotlib: {PLOT_EXTRA}). A chunked backend "
+        "(dask) streams the voltages into a Zarr store with a progress bar, parallel over time and neurons.",
     )
     demo.add_argument("--backend", default="numpy", metavar="NAME", help="backend to run on (default: numpy)")
     demo.add_argument("--device", default=None, help="device for the backend's arrays (default: the backend's own)")
     demo.add_argument("-o", "--output", default="li-demo.png", metavar="PATH", help="PNG file (default: %(default)s)")
     demo.add_argument("--neurons", type=_positive_int, default=1000, metavar="N", help="neurons (default: %(default)s)")
     demo.add_argument("--inputs", type=_positive_int, default=100, metavar="M", help="inputs (default: %(default)s)")
+    demo.add_argument(
+        "--steps", type=_positive_int, default=1000, metavar="T", help="time steps (default: %(default)s)"
+    )
     demo.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    demo.add_argument(
+        "--store",
+        default="li-demo.zarr",
+        metavar="PATH",
+        help="Zarr store for the voltages of a chunked backend such as dask, replaced if it exists "
+        "(default: %(default)s)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     from . import bench as bench_module

@@ -5,12 +5,15 @@ random weights for one second of model time (``T = 1000`` steps of
 ``dt = 1 ms``), computed by one call of :func:`li_core.li_scan` with
 ``input_weights``. The inputs are made in NumPy by :func:`make_inputs` and
 converted with the backend's ``asarray``, so every backend simulates the same
-numbers; the voltages come back through its ``to_numpy``.
+numbers; the voltages come back through its ``to_numpy``. A chunked (lazy)
+backend such as ``dask`` streams the voltages into a Zarr store instead, with
+a progress bar (:func:`simulate_into_store`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any, NamedTuple
 
@@ -21,10 +24,14 @@ from .bench import format_seconds, synchronizer
 from .errors import BackendUnavailableError
 from .registry import get_backend, list_backends
 
-__all__ = ["DemoResult", "make_inputs", "plot", "simulate", "summary"]
+__all__ = ["DemoResult", "make_inputs", "plot", "simulate", "simulate_into_store", "summary"]
 
 #: firing rate of every input, in Hz
 RATE = 20.0
+#: :func:`simulate_into_store`'s blocks: this many steps ...
+STORE_CHUNK_STEPS = 250
+#: ... of this many neurons (16 MiB of float32 voltages)
+STORE_CHUNK_NEURONS = 16384
 
 
 def make_inputs(
@@ -58,11 +65,12 @@ class DemoResult(NamedTuple):
     dtype: str
     spikes: Any  #: [T, inputs]
     weights: Any  #: [neurons, inputs]
-    voltages: Any  #: [T, neurons]
-    seconds: float  #: the timed run, after one warm-up run
+    voltages: Any  #: [T, neurons] (a lazy array reading ``store`` when there is one)
+    seconds: float  #: the timed run, after one warm-up run (into ``store``: the one run)
     first_seconds: float  #: the first run, including one-time costs
     dt: float
     rate: float
+    store: str | None = None  #: the Zarr store the voltages were written to, if any
 
 
 def simulate(
@@ -82,12 +90,7 @@ def simulate(
     >>> result.voltages.shape, result.backend
     ((50, 20), 'numpy')
     """
-    chosen = get_backend(backend)
-    reason = next(info.reason for info in list_backends() if info.name == chosen.name)
-    if reason is not None:
-        hint = chosen.install_hint()
-        fix = f"; to install it: {hint}" if hint else ""
-        raise BackendUnavailableError(f"backend {chosen.name!r} is unavailable: {reason}{fix}")
+    chosen = _available(backend)
     spikes, weights = make_inputs(neurons, inputs, steps, dt, rate, seed)
     xs = chosen.asarray(spikes, device=device)
     w = chosen.asarray(weights, device=device)
@@ -119,6 +122,78 @@ def simulate(
     )
 
 
+def simulate_into_store(
+    store: str | os.PathLike[str],
+    backend: str = "dask",
+    neurons: int = 1000,
+    inputs: int = 100,
+    steps: int = 1000,
+    dt: float = 1e-3,
+    rate: float = RATE,
+    seed: int = 0,
+    device: Any = None,
+    progress: bool = True,
+) -> DemoResult:
+    """Run the demo on a chunked (lazy) ``backend`` and stream the voltages
+    into the Zarr store ``store`` (replacing what is there), with a progress
+    bar on stderr. The inputs are :func:`make_inputs`'s, in blocks of
+    :data:`STORE_CHUNK_STEPS` steps and :data:`STORE_CHUNK_NEURONS` neurons
+    (time and neurons both run in parallel); nothing but one block per task
+    is ever in memory. The result's ``voltages`` is a lazy array over the
+    store. Needs ``li-neurons[dask]``."""
+    chosen = _available(backend)
+    if not chosen.block_libraries:
+        raise ValueError(f"backend {chosen.name!r} is not a chunked backend; simulate() runs it in memory")
+    import dask.array as da
+    from tqdm.dask import TqdmCallback  # type: ignore[import-untyped]  # tqdm ships no type information
+
+    spikes, weights = make_inputs(neurons, inputs, steps, dt, rate, seed)
+    xs = chosen.asarray(spikes, device=device).rechunk((STORE_CHUNK_STEPS, -1))
+    w = chosen.asarray(weights, device=device).rechunk((STORE_CHUNK_NEURONS, -1))
+    start = time.perf_counter()
+    voltages, _ = li_scan(xs, None, w, dt=dt, backend=chosen)
+    path = os.fspath(store)
+    with TqdmCallback(desc=f"li demo: {path}", unit="task", disable=not progress, file=sys.stderr):
+        voltages.to_zarr(path, mode="w")
+    seconds = time.perf_counter() - start
+    return DemoResult(
+        backend=chosen.name,
+        version=chosen.version(),
+        device=str(device_of(xs, library_name(xs))) if device is None else str(device),
+        dtype=dtype_name(xs.dtype),
+        spikes=spikes,
+        weights=weights,
+        voltages=da.from_zarr(path),
+        seconds=seconds,
+        first_seconds=seconds,
+        dt=dt,
+        rate=rate,
+        store=path,
+    )
+
+
+def _available(backend: str) -> Any:
+    """The backend called ``backend``; BackendUnavailableError (with the
+    install command) when it cannot run here."""
+    chosen = get_backend(backend)
+    reason = next(info.reason for info in list_backends() if info.name == chosen.name)
+    if reason is not None:
+        hint = chosen.install_hint()
+        fix = f"; to install it: {hint}" if hint else ""
+        raise BackendUnavailableError(f"backend {chosen.name!r} is unavailable: {reason}{fix}")
+    return chosen
+
+
+def _statistics(v: Any) -> tuple[float, float, float]:
+    """Mean (in float64), min and max of the voltages; a lazy array is
+    read once for all three."""
+    stats = (v.mean(dtype="float64"), v.min(), v.max())
+    if library_name(v) == "dask":
+        stats = sys.modules["dask"].compute(*stats)
+    mean, low, high = (float(value) for value in stats)
+    return mean, low, high
+
+
 def summary(result: DemoResult) -> str:
     """The lines ``li demo`` prints about a result."""
     steps, inputs = result.spikes.shape
@@ -126,6 +201,18 @@ def summary(result: DemoResult) -> str:
     v = result.voltages
     version = f" {result.version}" if result.version else ""
     distribution = next((info.distribution for info in list_backends() if info.name == result.backend), "?")
+    mean, low, high = _statistics(v)
+    if result.store is None:
+        timing = (
+            f"time:    {format_seconds(result.seconds)} for li_scan "
+            f"(first call {format_seconds(result.first_seconds)}, including one-time costs)"
+        )
+    else:
+        gigabytes = v.nbytes / 1e9
+        timing = (
+            f"time:    {format_seconds(result.seconds)} for li_scan into the Zarr store {result.store} "
+            f"({gigabytes:.3g} GB of voltages in blocks of {list(v.chunksize)}, {gigabytes / result.seconds:.3g} GB/s)"
+        )
     return "\n".join(
         [
             f"li demo: {neurons} leaky integrators driven by {inputs} Poisson inputs at {result.rate:g} Hz "
@@ -133,9 +220,8 @@ def summary(result: DemoResult) -> str:
             f"backend: {result.backend}{version} (from {distribution}), device {result.device}, {result.dtype}",
             f"shapes:  spikes {list(result.spikes.shape)} ({int(result.spikes.sum())} spikes), "
             f"weights {list(result.weights.shape)}, voltages {list(v.shape)}",
-            f"time:    {format_seconds(result.seconds)} for li_scan "
-            f"(first call {format_seconds(result.first_seconds)}, including one-time costs)",
-            f"voltage: mean {float(v.mean(dtype='float64')):.7g}  min {float(v.min()):.7g}  max {float(v.max()):.7g}",
+            timing,
+            f"voltage: mean {mean:.7g}  min {low:.7g}  max {high:.7g}",
         ]
     )
 
@@ -157,8 +243,9 @@ def plot(result: DemoResult, path: str | os.PathLike[str], traces: int = 5) -> N
     raster.set_title(f"{result.spikes.shape[1]} Poisson inputs at {result.rate:g} Hz", fontsize=10)
     neurons = result.voltages.shape[1]
     chosen = np.linspace(0, neurons - 1, num=min(traces, neurons)).astype(int)
-    for k in chosen:
-        voltage.plot(time_ms, result.voltages[:, k], linewidth=0.9, label=f"neuron {k}")
+    shown = np.asarray(result.voltages[:, chosen])  # (read from the store, when there is one)
+    for column, k in enumerate(chosen):
+        voltage.plot(time_ms, shown[:, column], linewidth=0.9, label=f"neuron {k}")
     voltage.set_xlabel("time (ms)")
     voltage.set_ylabel("membrane voltage v")
     voltage.set_title(f"leaky integrators on the {result.backend} backend", fontsize=10)

@@ -7,6 +7,7 @@ The conformance suite runs on it through tests/test_conformance.py
 from __future__ import annotations
 
 import logging
+import re
 import resource
 import subprocess
 import sys
@@ -318,6 +319,36 @@ def test_to_zarr_streams_results_larger_than_the_worker_memory_limit(tmp_path):
     assert stored.shape == (steps, neurons)
     want, _ = li_scan(spikes_np, None, weights_np, backend="numpy")
     assert_matches(np.asarray(stored[:, 1000:1100]), want, "float32", "re-read slice")
+
+
+# -- what users see --------------------------------------------------------------------------
+
+
+def test_li_demo_streams_into_a_zarr_store_with_a_progress_bar(capsys, tmp_path):
+    from li_core import cli
+
+    store = tmp_path / "v.zarr"
+    arguments = ["demo", "-o", str(tmp_path / "d.png"), "--neurons", "40", "--inputs", "30", "--steps", "600"]
+    assert cli.main([*arguments, "--backend", "dask", "--store", str(store)]) == 0
+    lazy = capsys.readouterr()
+    assert cli.main([*arguments, "--backend", "numpy"]) == 0
+    in_memory = capsys.readouterr().out
+    assert "li demo:" in lazy.err and "100%" in lazy.err, "no progress bar on stderr"
+    assert f"into the Zarr store {store}" in lazy.out
+    spikes, weights = li_core.demo.make_inputs(40, 30, 600)
+    want, _ = li_scan(spikes, None, weights)
+    assert_matches(np.asarray(da.from_zarr(str(store))), want, "float32", "the demo's store")
+    assert re.findall("voltage: .*", lazy.out) == re.findall("voltage: .*", in_memory), "other statistics than numpy's"
+
+
+def test_li_backends_shows_the_block_libraries_and_no_autograd(capsys):
+    from li_core import cli
+
+    assert cli.main(["backends"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-1] == "blocks"
+    row = next(line.split() for line in lines if line.startswith("dask "))
+    assert row[-3:] == ["no", "numpy,", "cupy"], row
 
 
 # -- registration ----------------------------------------------------------------------------
