@@ -218,10 +218,11 @@ def _aligned(value: Any, shape: tuple[int, ...], chunks: tuple[tuple[int, ...], 
     ``shape``) as a Dask array whose axes are chunked like the neuron axes
     they meet; axes of size 1 that broadcast stay one chunk."""
     da = _dask_array()
-    array = value if isinstance(value, da.Array) else da.asarray(value)
-    offset = len(shape) - array.ndim
-    target = tuple(chunks[offset + k] if size == shape[offset + k] else (size,) for k, size in enumerate(array.shape))
-    return array if array.chunks == target else array.rechunk(target)
+    offset = len(shape) - value.ndim
+    target = tuple(chunks[offset + k] if size == shape[offset + k] else (size,) for k, size in enumerate(value.shape))
+    if not isinstance(value, da.Array):
+        return da.from_array(value, chunks=target)
+    return value if value.chunks == target else value.rechunk(target)
 
 
 def _parameter_arguments(p: LIParameters, shape: tuple[int, ...], chunks: Any) -> list[Any]:
@@ -268,7 +269,6 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
     """The lazy scan of the projected, time-first ``xs`` (in the compute
     dtype, time chunks of one length but the last) from ``state``; results
     in ``dtype``."""
-    da = _dask_array()
     steps, shape, chunks = xs.shape[0], tuple(xs.shape[1:]), xs.chunks[1:]
     neurons = _neuron_indices(len(shape))
     backend = _block_backend(xs, xs.dtype)
@@ -281,7 +281,7 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
     time, both = ("t", *neurons), ("t", "s", *neurons)
     lengths = xs.chunks[0]
     if len(lengths) == 1:
-        entering = da.stack([v0, i0])[None, ...].astype(xs.dtype)
+        entering, index = (v0, i0), neurons
     else:
         head = xs[: steps - lengths[-1], ...]  # the last chunk's end state is not needed
         ends = _blockwise(
@@ -295,11 +295,10 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
             new_axes={"s": 2},
             adjust_chunks={"t": 1},
         )
-        ends = da.concatenate([ends, ends[-1:, ...]])  # carry reads rows 0..K-2; the last only fills the shape
-        entering = _blockwise(
+        carried = _blockwise(
             "carry",
             functools.partial(_carry_task, backend=backend, dt=dt, length=lengths[0]),
-            both,
+            time,
             ends.rechunk({0: -1}),
             both,
             v0,
@@ -308,15 +307,19 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
             neurons,
             *params,
             like=ends,
-        ).rechunk({0: 1})
+            adjust_chunks={"t": len(lengths)},
+        )
+        entering, index = tuple(_take(carried, k, time, time, xs.dtype).rechunk({0: 1}) for k in (0, 1)), time
     blocks = _blockwise(
         "chunk-scan",
         functools.partial(_chunk_scan_task, backend=backend, dt=dt, record_states=record_states, dtype=dtype),
         time,
         xs,
         time,
-        entering,
-        both,
+        entering[0],
+        index,
+        entering[1],
+        index,
         *params,
         like=xs,
     )
@@ -394,28 +397,31 @@ def _chunk_end_task(x: Any, *parameters: Any, backend: str, dt: float) -> Any:
     return xp.stack([end.v, end.i], axis=1)
 
 
-def _carry_task(ends: Any, v0: Any, i0: Any, *parameters: Any, backend: str, dt: float, length: int) -> Any:
-    """Phase 2 on a column of neuron blocks: the chunks' ends from rest
-    ``[K, 2, *block]`` and the initial state give the state entering each
-    chunk, ``[K, 2, *block]``."""
+def _carry_task(ends: Any, v0: Any, i0: Any, *parameters: Any, backend: str, dt: float, length: int) -> tuple[Any, Any]:
+    """Phase 2 on a column of neuron blocks: the ends from rest of chunks
+    ``0 .. K-2``, ``[K-1, 2, *block]``, and the initial state give the state
+    entering each of the ``K`` chunks, ``(v, i)`` of ``[K, *block]``."""
     chosen, p = _block_setup(backend, ends, parameters)
     xp = namespace(ends)
     transition = chunk_transition(p, dt, length, ends, _lane_scan(chosen))
     start = LIState(_like(ends, v0), _like(ends, i0))
+    ends = xp.concat([ends, xp.zeros_like(ends[:1, ...])])  # carry reads rows 0..K-2; the last fills the shape
     entering = carry(LIState(ends[:, 0, ...], ends[:, 1, ...]), start, transition, p.v_leak)
-    return xp.stack([entering.v, entering.i], axis=1)
+    return entering.v, entering.i
 
 
 def _chunk_scan_task(
-    x: Any, entering: Any, *parameters: Any, backend: str, dt: float, record_states: bool, dtype: Any
+    x: Any, v: Any, i: Any, *parameters: Any, backend: str, dt: float, record_states: bool, dtype: Any
 ) -> tuple[Any, ...]:
-    """Phase 3 on a block ``[L, *block]`` from its entering state
-    ``[1, 2, *block]``: ``(voltages, v, i)`` sequences with
-    ``record_states``, else ``(voltages, final)`` with the final state
-    stacked as ``[1, 2, *block]``; all in ``dtype``."""
+    """Phase 3 on a block ``[L, *block]`` from its entering state ``v``,
+    ``i`` (``[*block]``, or ``[1, *block]`` from the carry):
+    ``(voltages, v, i)`` sequences with ``record_states``, else
+    ``(voltages, final)`` with the final state stacked as ``[1, 2, *block]``;
+    all in ``dtype``."""
     chosen, p = _block_setup(backend, x, parameters)
     xp = namespace(x)
-    start = LIState(_like(x, entering[:, 0, ...]), _like(x, entering[:, 1, ...]))
+    lanes = (1, *x.shape[1:])
+    start = LIState(xp.reshape(_like(x, v), lanes), xp.reshape(_like(x, i), lanes))
     voltages, final = rescan_chunks(xp.expand_dims(x, axis=1), start, p, dt, record_states, _lane_scan(chosen))
     if record_states:
         return _cast(voltages, dtype), _cast(final.v, dtype), _cast(final.i, dtype)
