@@ -407,6 +407,29 @@ def test_the_parameter_struct_has_the_c_layout_size(host_library, dtype):
         assert structs == [f"s{kernels.parameter_dtype(dtype).itemsize}"] * 3, (name, codes)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parameter_structs_carry_their_fields_as_opaque_bytes(dtype):
+    """A struct is passed as one element of opaque bytes (which CuPy reads
+    faster than a structured array): the bytes are the fields in the C
+    layout. A float parameter's struct is made once per value and read-only
+    (shared by every launch); an array parameter's points at the laid-out
+    values with the run layout."""
+    layout = kernels.parameter_dtype(dtype)
+    memory = kernels.Memory(lambda a: a.ctypes.data, lambda a, shape: np.ascontiguousarray(np.broadcast_to(a, shape)))
+    struct, values = kernels.parameter(memory, dtype, kernels.Rate(100.0, 1e-3), (4, 5))
+    assert values is None and struct.shape == (1,) and struct.dtype == np.dtype((np.void, layout.itemsize))
+    fields = struct.view(layout)[0]
+    assert fields["values"] == 0 and fields["scalar"] == kernels.COMPUTE_TYPES[dtype](100.0 * 1e-3)
+    assert kernels.parameter(memory, dtype, kernels.Rate(0.1), (7,))[0] is struct  # the same product, cached
+    assert not struct.flags.writeable
+    tau = np.arange(5.0, dtype=dtype)
+    struct, values = kernels.parameter(memory, dtype, kernels.Rate(tau, 1e-3), (4, 5))
+    fields = struct.view(layout)[0]
+    assert values.shape == (1, 5) and fields["values"] == values.ctypes.data
+    assert fields["scale"] == kernels.COMPUTE_TYPES[dtype](1e-3)
+    assert [int(fields[name]) for name in ("inner0", "size0", "inner1", "size1")] == [1, 1, 1, 5]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_slow_neurons_keep_the_tolerance(backend, dtype):
     """dt*tau_inv from 1 down to 1e-4, mixed per neuron, over 2/(1e-4) steps:

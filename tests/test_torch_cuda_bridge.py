@@ -44,7 +44,7 @@ def host_library(tmp_path_factory):
 def on_host(host_library, monkeypatch):
     """The bridge launching on the host build (CPU tensors; torch's current
     stream stands in as handle 77); yields the stand-in's Placement."""
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: types.SimpleNamespace(cuda_stream=77))
+    monkeypatch.setattr(cuda, "current_stream", lambda device: 77)
     with host.cupy_on_host(host_library) as (_memory, placement):
         yield placement
 
@@ -186,16 +186,68 @@ def test_non_contiguous_inputs_give_the_same_numbers(on_host):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
+def aten_calls(fn):
+    """The aten ops that ``fn()`` runs (after decompositions), in order."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.calls.append(str(func.overloadpacket.__name__))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder() as recorder:
+        fn()
+    return recorder.calls
+
+
+def test_laid_out_tensors_are_read_in_place(on_host):
+    """On contiguous inputs, 0-d CPU rates and the broadcast gradient of a sum,
+    each call only allocates its outputs and reads the rates' values: no
+    copy, expand or fill runs on the host for the kernels (each would be a
+    launch and an allocation on CUDA)."""
+    rng = np.random.default_rng(10)
+    xs = torch.tensor(rng.normal(size=(6, 3, 70)), dtype=torch.float32)
+    v0, i0 = torch.zeros(3, 70), torch.zeros(3, 70)
+    rates = random_rates(rng, [None, None, None], torch.float32)
+    forward = aten_calls(lambda: cuda.scan(xs, v0, i0, *rates, False, False))
+    assert sorted(forward) == ["_local_scalar_dense"] * 3 + ["empty_like"] * 2 + ["new_empty"], forward
+    gv = torch.tensor(1.0).expand(6, 3, 70)
+    backward = aten_calls(lambda: cuda.scan_backward(gv, i0, *rates, None, None, None, False, True))
+    assert not [call for call in backward if call not in ("_local_scalar_dense", "empty_like", "select")], backward
+    assert backward.count("empty_like") == 3, backward
+
+
+def test_a_missing_current_gradient_reads_as_zero(on_host):
+    """``gi=None`` (the currents' gradient that autograd need not
+    materialise) gives what a zero gradient gives."""
+    rng = np.random.default_rng(11)
+    xs = torch.tensor(rng.normal(size=(9, 2, 70)))
+    v0, i0 = torch.zeros(2, 70, dtype=torch.float64), torch.zeros(2, 70, dtype=torch.float64)
+    rates = random_rates(rng, [(70,), None, (2, 1)], torch.float64)
+    voltages, _, js = cuda.scan(xs, v0, i0, *rates, True, True)
+    gv = torch.tensor(rng.normal(size=(9, 2, 70)))
+    for record in (False, True):
+        zero = torch.zeros_like(xs if record else v0)
+        got = cuda.scan_backward(gv, None, *rates, v0, voltages, js, record, True)
+        expected = cuda.scan_backward(gv, zero, *rates, v0, voltages, js, record, True)
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_launches_go_to_the_inputs_device_and_torchs_current_stream(host_library, monkeypatch):
-    """``_issue`` asks torch for the current stream of the inputs' device and
+    """``_issue`` asks for torch's current stream on the inputs' device and
     launches there, on that device index (not device 0)."""
     asked = []
 
-    def current_stream(device=None):
+    def current_stream(device):
         asked.append(device)
-        return types.SimpleNamespace(cuda_stream=4242)
+        return 4242
 
-    monkeypatch.setattr(torch.cuda, "current_stream", current_stream)
+    monkeypatch.setattr(cuda, "current_stream", current_stream)
     device = types.SimpleNamespace(type="cuda", index=3)
     x = torch.zeros(2, 5)
     with host.cupy_on_host(host_library) as (_memory, placement):
@@ -206,11 +258,28 @@ def test_launches_go_to_the_inputs_device_and_torchs_current_stream(host_library
     assert placement.launches == [("li_scan<float>", 3, 4242)]
 
 
+def test_current_stream_reads_the_raw_handle_of_the_devices_stream(monkeypatch):
+    """torch's raw getter, by device index, where torch has it (CUDA builds);
+    else the handle of ``torch.cuda.current_stream(device)``."""
+    device = types.SimpleNamespace(type="cuda", index=2)
+    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda index: 1000 + index, raising=False)
+    assert cuda.current_stream(device) == 1002
+    monkeypatch.delattr(torch._C, "_cuda_getCurrentRawStream")
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda d: types.SimpleNamespace(cuda_stream=7 * d.index))
+    assert cuda.current_stream(device) == 14
+
+
 def test_rates_by_value_or_by_address():
     like = torch.empty(2, 3, device="meta")
     a, d, v_leak = cuda._rates(torch.tensor(0.25), torch.empty(3, device="meta"), torch.tensor([0.5]), like)
     assert a == kernels.Rate(0.25) and v_leak == kernels.Rate(0.5)
     assert isinstance(d.value, torch.Tensor) and d.value.device.type == "meta"
+    # a one-element CPU rate goes by value whatever the inputs' device (as on CUDA)
+    assert cuda._rates(torch.tensor(0.25), torch.ones(1), torch.tensor(0.0), torch.empty(2, 3)) == (
+        kernels.Rate(0.25),
+        kernels.Rate(1.0),
+        kernels.Rate(0.0),
+    )
     with pytest.raises(ValueError, match="a: a rate on cpu with shape \\(3,\\)"):
         cuda._rates(torch.ones(3), torch.tensor(0.1), torch.tensor(0.0), like)
     with pytest.raises(TypeError, match=r"d: a rate of dtype torch\.float64"):
@@ -294,8 +363,9 @@ def test_li_scan_training_on_cuda_matches_the_cpu():
     tau = torch.tensor(rng.uniform(50, 450, size=200), dtype=torch.float32)
     results = []
     for device in ("cpu", "cuda"):
-        x = xs.to(device).requires_grad_()
-        t = tau.to(device).requires_grad_()
+        # (copies: on the CPU, .to("cpu") would return xs and tau themselves and make them the leaves)
+        x = xs.to(device, copy=True).requires_grad_()
+        t = tau.to(device, copy=True).requires_grad_()
         state = LIState(torch.zeros(8, 200, device=device), torch.zeros(8, 200, device=device))
         vs, final = li_scan(x, state, p=LIParameters(tau_mem_inv=t), backend="torch")
         (vs.sum() + final.i.square().sum()).backward()

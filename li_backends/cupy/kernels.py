@@ -4,10 +4,14 @@ names, grids, parameter structs and argument tuples.
 This module computes nothing on arrays and imports no array library: an
 array reaches a kernel as the address of its first element (through a
 :class:`Memory` of the caller's library), a number as a NumPy scalar and a
-parameter as a one-element NumPy structured array with the layout of the C
-``Parameter<T>`` struct, which CuPy passes by value. The CuPy backend and
-torch on CUDA launch what it returns on their own arrays; the tests launch it
-on host builds of the same kernels on NumPy memory.
+parameter as the bytes of the C ``Parameter<T>`` struct in a one-element
+NumPy array, which CuPy passes by value. The CuPy backend and torch on CUDA
+launch what it returns on their own arrays; the tests launch it on host
+builds of the same kernels on NumPy memory.
+
+A launch is built on every call of a scan, so its host time adds to every
+training step: what depends only on dtypes and shapes is computed once
+(kernel names, parameter layouts, the struct of a float parameter).
 """
 
 from __future__ import annotations
@@ -134,26 +138,48 @@ def parameter_layout(shape: tuple[int, ...], neurons: tuple[int, ...]) -> tuple[
     return tuple(padded), (1, 1) * (2 - len(runs)) + tuple(layout)
 
 
+def _struct(dtype: str, fields: tuple) -> numpy.ndarray:
+    """The bytes of a ``Parameter<T>`` with these field values, as a
+    one-element array of opaque bytes: CuPy passes any one-element array by
+    value, and takes the address of an opaque one several times faster than
+    that of a structured one (whose ``__array_interface__`` lists every field).
+    NumPy rounds each Python float to its field's type, to nearest."""
+    layout = parameter_dtype(dtype)
+    return numpy.array([fields], dtype=layout).view(numpy.dtype((numpy.void, layout.itemsize)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _constant_struct(dtype: str, value: float) -> numpy.ndarray:
+    """The read-only struct of a parameter that every neuron reads as ``value``
+    (a scan's float parameters repeat from call to call)."""
+    struct = _struct(dtype, (0, value, 0.0, 1, 1, 1, 1))
+    struct.flags.writeable = False
+    return struct
+
+
 def parameter(memory: Memory, dtype: str, rate: Rate, neurons: tuple[int, ...]) -> tuple[numpy.ndarray, Any]:
     """The ``Parameter<T>`` struct of ``rate`` for neurons of shape
-    ``neurons``, and the laid-out array it points to (None for a float).
+    ``neurons`` (see :func:`_struct`), and the laid-out array it points to
+    (None for a float).
 
     A float is multiplied by its scale here, in double precision, and then
     rounded to the compute type, as Python and the reference compute
     ``dt * tau_inv``; an array is multiplied by the kernel, in the compute type."""
     if isinstance(rate.value, float):
-        fields: tuple = (0, rate.value * rate.scale, 0.0, 1, 1, 1, 1)
-        values = None
-    else:
-        shape, layout = parameter_layout(tuple(rate.value.shape), neurons)
-        values = memory.laid_out(rate.value, shape)
-        fields = (memory.address(values), 0.0, rate.scale, *layout)
-    # (NumPy rounds each Python float to the field's type, to nearest)
-    return numpy.array([fields], dtype=parameter_dtype(dtype)), values
+        return _constant_struct(dtype, rate.value * rate.scale), None
+    shape, layout = parameter_layout(tuple(rate.value.shape), neurons)
+    values = memory.laid_out(rate.value, shape)
+    return _struct(dtype, (memory.address(values), 0.0, rate.scale, *layout)), values
 
 
 def _pointer(memory: Memory, array: Any) -> numpy.uint64:
     return NULL if array is None else numpy.uint64(memory.address(array))
+
+
+@functools.cache
+def kernel_name(role: str, dtype: str) -> str:
+    """The name expression of the ``role`` kernel (a key of ``KERNELS``) for one dtype name."""
+    return KERNELS[role].format(C_TYPES[dtype])
 
 
 def _common(
@@ -161,9 +187,9 @@ def _common(
 ) -> tuple[str, tuple[int], tuple[int], list[numpy.ndarray], tuple[Any, ...]]:
     """What every launch has: the kernel name, grid and block, the parameter
     structs of ``(a, d, v_leak)`` and the arrays they point to."""
-    pairs = [parameter(memory, dtype, rate, neurons) for rate in rates]
+    (a, a_values), (d, d_values), (v_leak, v_leak_values) = (parameter(memory, dtype, rate, neurons) for rate in rates)
     grid, block = launch_config(math.prod(neurons))
-    return KERNELS[role].format(C_TYPES[dtype]), grid, block, [s for s, _ in pairs], tuple(v for _, v in pairs)
+    return kernel_name(role, dtype), grid, block, [a, d, v_leak], (a_values, d_values, v_leak_values)
 
 
 def step(

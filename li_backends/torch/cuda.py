@@ -12,6 +12,12 @@ float made a tensor) is passed by value; a rate on the device is read through
 broadcasting, never expanded. Each neuron's share of the parameter gradients
 is summed to the parameter's shape with ``Tensor.sum_to_size``.
 
+The host time of a call is paid on every training step and, for small
+sequences, is longer than the kernel: a tensor is copied or expanded only
+where its layout needs it, the stream handle is read without making a stream
+object, and the launch marshalling caches what depends only on shapes and
+dtypes (:mod:`li_backends.cupy.kernels`).
+
 Importing this module imports neither torch nor CuPy.
 """
 
@@ -54,57 +60,80 @@ def active() -> bool:
 
 
 def _laid_out(tensor: Any, shape: tuple[int, ...]) -> Any:
+    """``tensor`` broadcast to ``shape`` and C-contiguous: itself where it is
+    already (most calls), else a contiguous copy."""
+    if tensor.shape == shape and tensor.is_contiguous():
+        return tensor
     return tensor.expand(shape).contiguous()
 
 
 #: how the launches reach torch tensors
 MEMORY = Memory(lambda tensor: tensor.data_ptr(), _laid_out)
 
+#: the kernels' dtype name per torch dtype name: the ops compute in float32 and
+#: float64 (the torch backend computes half types in float32)
+_DTYPE_NAMES = {"torch.float32": "float32", "torch.float64": "float64"}
+
 
 def _dtype(xs: Any) -> str:
-    """The kernels' dtype name of ``xs``: the ops compute in float32 or
-    float64 (the torch backend computes half types in float32)."""
-    name = str(xs.dtype).removeprefix("torch.")
-    if name not in ("float32", "float64"):
+    """The kernels' dtype name of ``xs`` (float32 or float64)."""
+    name = _DTYPE_NAMES.get(str(xs.dtype))
+    if name is None:
         raise TypeError(f"xs: the fused CUDA scan computes in float32 and float64, not {xs.dtype}")
     return name
 
 
+def _rate(name: str, t: Any, like: Any) -> Rate:
+    """A rate for the kernels: a one-element CPU tensor (a Python float made a
+    tensor) by value, a tensor on the device (and of the dtype) of ``like`` by
+    address."""
+    if t.is_cpu and t.numel() == 1:
+        return Rate(t.item())
+    if t.device == like.device:
+        if t.dtype != like.dtype:
+            raise TypeError(f"{name}: a rate of dtype {t.dtype} for inputs of dtype {like.dtype}")
+        return Rate(t)
+    raise ValueError(f"{name}: a rate on {t.device} with shape {tuple(t.shape)} for inputs on {like.device}")
+
+
 def _rates(a: Any, d: Any, v_leak: Any, like: Any) -> tuple[Rate, Rate, Rate]:
-    """``(a, d, v_leak)`` for the kernels: a one-element CPU tensor by value,
-    a tensor on the device (and of the dtype) of ``like`` by address."""
-    device = like.device
+    """``(a, d, v_leak)`` for the kernels (see :func:`_rate`)."""
+    return _rate("a", a, like), _rate("d", d, like), _rate("v_leak", v_leak, like)
 
-    def rate(name: str, t: Any) -> Rate:
-        if t.device == device:
-            if t.dtype != like.dtype:
-                raise TypeError(f"{name}: a rate of dtype {t.dtype} for inputs of dtype {like.dtype}")
-            return Rate(t)
-        if t.device.type == "cpu" and t.numel() == 1:
-            return Rate(float(t.item()))
-        raise ValueError(f"{name}: a rate on {t.device} with shape {tuple(t.shape)} for inputs on {device}")
 
-    return rate("a", a), rate("d", d), rate("v_leak", v_leak)
+def current_stream(device: Any) -> int:
+    """The handle of torch's current stream on ``device``, read directly where
+    torch has the raw getter (its CUDA builds), without making a stream object."""
+    torch = _torch()
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None:
+        return raw(device.index)
+    return torch.cuda.current_stream(device).cuda_stream
 
 
 def _issue(launch: kernels.Launch, device: Any) -> None:
     """``launch`` on ``device`` and torch's current stream there."""
-    stream = _torch().cuda.current_stream(device).cuda_stream
-    launcher.launch(launch, device=device.index, stream=stream)
+    launcher.launch(launch, device=device.index, stream=current_stream(device))
 
 
 def scan(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool) -> tuple[Any, Any, Any]:
     """``li_neurons::scan`` on CUDA: ``(voltages [T, ...], currents [T, ...]
     if record else the final i, the j sequence if keep else an empty tensor)``."""
-    dtype, neurons = _dtype(xs), tuple(xs.shape[1:])
-    rates = _rates(a, d, v_leak, xs)
-    xs, v0, i0 = (t.expand(shape).contiguous() for t, shape in ((xs, xs.shape), (v0, neurons), (i0, neurons)))
-    voltages = xs.new_empty(xs.shape)
-    currents = xs.new_empty(xs.shape if record else neurons)
-    js = xs.new_empty(xs.shape if keep else (0,))
-    outputs = {"currents": currents} if record else {"i_last": currents}
+    dtype, neurons = _dtype(xs), xs.shape[1:]
+    rates = _rate("a", a, xs), _rate("d", d, xs), _rate("v_leak", v_leak, xs)
+    xs, v0, i0 = xs.contiguous(), _laid_out(v0, neurons), _laid_out(i0, neurons)
+    empty_like = _torch().empty_like  # (contiguous like its argument, and faster than new_empty)
+    voltages = empty_like(xs)
+    if record:
+        currents = empty_like(xs)
+        outputs = {"currents": currents}
+    else:
+        currents = empty_like(v0)
+        outputs = {"i_last": currents}
     if keep:
-        outputs["js"] = js
+        js = outputs["js"] = empty_like(xs)
+    else:
+        js = xs.new_empty(0)
     _issue(kernels.scan(MEMORY, dtype, xs, v0, i0, rates, voltages, **outputs), xs.device)
     return voltages, currents, js
 
@@ -125,25 +154,26 @@ def scan_backward(
 ) -> list[Any]:
     """``li_neurons::scan_backward`` on CUDA: ``[dx, dv0, di0]`` plus, when
     ``js`` is given, ``[da, dd, dv_leak]`` summed to the parameters' shapes.
-    ``dv0`` is always computed (one value per neuron), so ``need_v0`` changes
-    nothing here."""
-    dtype, neurons = _dtype(gv), tuple(gv.shape[1:])
-    rates = _rates(a, d, v_leak, gv)
+    A ``gi`` of None is zero (nothing is read). ``dv0`` is always computed
+    (one value per neuron), so ``need_v0`` changes nothing here."""
+    dtype, neurons = _dtype(gv), gv.shape[1:]
+    rates = _rate("a", a, gv), _rate("d", d, gv), _rate("v_leak", v_leak, gv)
     gv, gv_strides = _strides(gv)
-    gi = gi.expand(gv.shape if record else neurons).contiguous()
-    dx = gv.new_empty(gv.shape)
-    dv0, di0 = gv.new_empty(neurons), gv.new_empty(neurons)
-    inputs = {"gis": gi} if record else {"gi_last": gi}
+    torch = _torch()
+    dx = torch.empty_like(gv, memory_format=torch.contiguous_format)  # (gv may be a broadcast view)
+    row = dx[0]
+    dv0, di0 = torch.empty_like(row), torch.empty_like(row)
+    inputs: dict[str, Any] = {}
+    if gi is not None:
+        inputs["gis" if record else "gi_last"] = _laid_out(gi, dx.shape if record else neurons)
     shares = None
     if js is not None:
-        saved = [t.expand(shape).contiguous() for t, shape in ((v0, neurons), (voltages, gv.shape), (js, gv.shape))]
-        inputs.update(zip(("v0", "voltages", "js"), saved))
-        shares = (gv.new_empty(neurons), gv.new_empty(neurons), gv.new_empty(neurons))
+        inputs.update(v0=_laid_out(v0, neurons), voltages=_laid_out(voltages, dx.shape), js=_laid_out(js, dx.shape))
+        shares = (torch.empty_like(dv0), torch.empty_like(dv0), torch.empty_like(dv0))
     launch = kernels.scan_backward(
         MEMORY, dtype, gv, rates, dx, gv_strides=gv_strides, dv0=dv0, di0=di0, shares=shares, **inputs
     )
     _issue(launch, dx.device)
-    grads = [dx, dv0, di0]
-    if shares is not None:
-        grads += [share.sum_to_size(p.shape) for share, p in zip(shares, (a, d, v_leak))]
-    return grads
+    if shares is None:
+        return [dx, dv0, di0]
+    return [dx, dv0, di0, *(share.sum_to_size(p.shape) for share, p in zip(shares, (a, d, v_leak)))]
