@@ -37,6 +37,6 @@ def li_register_backends() -> Iterable:  # type: ignore[empty-body]  # a hookspe
       working. Objects that are not ``Backend`` instances are skipped the
       same way.
     - A backend receives validated arguments with defaults filled in (see
-      ``li_core.Backend``) and must honour the contract in SPEC.md, which
-      ``li check NAME`` verifies.
+      ``li_core.Backend``) and must honour the contract (docs/contract.md),
+      which ``li check NAME`` verifies.
     """

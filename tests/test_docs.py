@@ -6,8 +6,15 @@ runs (see docs/conf.py):
     python -m sphinx -W --keep-going -b html    docs docs/_build/html
     python -m sphinx -W --keep-going -b doctest docs docs/_build/doctest
 
-Skipped, with the reason, when the ``docs`` extra (sphinx, furo, myst-parser)
-is not installed.
+Every code block in the docs either runs (a ``{doctest}`` block, run by the
+doctest build), names the test that runs it, or says why it is not run, on a
+MyST comment line right above its opening fence:
+
+    % run by: tests/test_wheel.py::test_installed_wheel_runs_outside_the_checkout
+    % not run: installs packages
+
+The Sphinx builds are skipped, with the reason, when the ``docs`` extra
+(sphinx, furo, myst-parser) is not installed; the code-block rule is not.
 """
 
 from __future__ import annotations
@@ -22,10 +29,106 @@ import pytest
 
 import li_core
 
-for module in ("sphinx", "furo", "myst_parser"):
-    pytest.importorskip(module, reason=f'{module} is not installed: pip install "li-neurons[docs]"')
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+#: an opening fence (backticks, tildes or MyST's colons) and its info string
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,}|:{3,})(?P<info>.*)$")
+#: directives whose blocks Sphinx's doctest builder runs
+RUN_BY_SPHINX = {"{doctest}", "{testcode}", "{testoutput}", "{testsetup}", "{testcleanup}"}
+#: directives whose body is code shown as it is (everything else in braces is
+#: markup that Sphinx interprets: toctrees, autodoc, the generated tables)
+LITERAL_DIRECTIVES = {"{code-block}", "{code}", "{sourcecode}"}
+MARKER = re.compile(r"^\s*%\s*(?:(?P<not_run>not run):\s*(?P<reason>\S.*)|run by:\s*(?P<test>\S+))\s*$")
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+def docs_sources() -> list[Path]:
+    return sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts)
+
+
+def code_blocks(path: Path) -> list[tuple[int, str, str | None]]:
+    """The code blocks of a Markdown page: (line, info string, the comment
+    line right above the opening fence or None)."""
+    blocks: list[tuple[int, str, str | None]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    closing: str | None = None
+    for number, line in enumerate(lines, start=1):
+        if closing is not None:  # inside a block: only its own closing fence ends it
+            if line.strip() == closing:
+                closing = None
+            continue
+        match = FENCE.match(line)
+        if match is None:
+            continue
+        closing = match["fence"]
+        info = match["info"].strip()
+        above = lines[number - 2] if number >= 2 and MARKER.match(lines[number - 2]) else None
+        blocks.append((number, info, above))
+    return blocks
+
+
+def needs_a_reason(info: str) -> bool:
+    """A block whose content is code that nothing runs by itself."""
+    directive = info.split()[0] if info else ""
+    if directive in RUN_BY_SPHINX:
+        return False
+    return directive in LITERAL_DIRECTIVES or not directive.startswith("{")
+
+
+def test_every_code_block_runs_or_says_why_not():
+    """A plain code block (```python, ```console, ...) never runs by itself, so
+    each one names the test that runs it or says why it is not run; a test it
+    names must exist."""
+    unmarked, unknown_tests = [], []
+    for path in docs_sources():
+        for number, info, above in code_blocks(path):
+            where = f"{path.relative_to(ROOT)}:{number} ({info or 'no language'})"
+            if not needs_a_reason(info):
+                continue
+            if above is None:
+                unmarked.append(where)
+                continue
+            marker = MARKER.match(above)
+            assert marker is not None
+            if marker["test"]:
+                test_file, _, test_name = marker["test"].partition("::")
+                source = ROOT / test_file
+                if not (source.is_file() and test_name and f"def {test_name}(" in source.read_text(encoding="utf-8")):
+                    unknown_tests.append(f"{where}: {marker['test']}")
+    assert not unmarked, (
+        "code blocks that neither run nor say why; put '% run by: tests/FILE.py::TEST' or "
+        "'% not run: REASON' on the line above the fence, or make them {doctest} blocks:\n" + "\n".join(unmarked)
+    )
+    assert not unknown_tests, "code blocks naming a test that does not exist:\n" + "\n".join(unknown_tests)
+
+
+def test_the_code_block_rule_sees_every_kind_of_block(tmp_path):
+    """The scanner itself: fenced blocks of each kind, a marker, a fence
+    inside a longer fence, and directives that are markup."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "````markdown\n```python\nnot a block of its own\n```\n````\n\n"
+        "% not run: shows a plugin module\n```python\nimport x\n```\n\n"
+        "```{doctest}\n>>> 1\n1\n```\n\n```{toctree}\nquickstart\n```\n\n"
+        "~~~console\n$ li backends\n~~~\n",
+        encoding="utf-8",
+    )
+    blocks = code_blocks(page)
+    assert [(number, info) for number, info, _ in blocks] == [
+        (1, "markdown"),
+        (8, "python"),
+        (12, "{doctest}"),
+        (17, "{toctree}"),
+        (21, "console"),
+    ]
+    assert [needs_a_reason(info) for _, info, _ in blocks] == [True, True, False, False, True]
+    assert [above is not None for _, _, above in blocks] == [False, True, False, False, False]
+
+
+def require_sphinx() -> None:
+    for module in ("sphinx", "furo", "myst_parser"):
+        pytest.importorskip(
+            module, reason=f'{module} is not installed: install the docs extra (pip install -e ".[docs]")'
+        )
 
 
 def sphinx(builder: str, out: Path, doctrees: Path) -> subprocess.CompletedProcess:
@@ -36,6 +139,7 @@ def sphinx(builder: str, out: Path, doctrees: Path) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The HTML build (run once for this module)."""
+    require_sphinx()
     root = tmp_path_factory.mktemp("docs")
     result = sphinx("html", root / "html", root / "doctrees")
     return root, result

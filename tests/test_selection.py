@@ -1,4 +1,4 @@
-"""SPEC section 3: which backend a call uses, and why."""
+"""The contract (docs/contract.md), section 3: which backend a call uses, and why."""
 
 import logging
 import threading
