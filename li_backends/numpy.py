@@ -1,19 +1,25 @@
 """The ``numpy`` backend: in-place NumPy ufuncs on preallocated buffers.
 
-The scan allocates its outputs and one scratch buffer (which ends as the
-final voltage) once and then runs the recurrences of the contract
+The scan's loop allocates its outputs and one scratch buffer (which ends as
+the final voltage) once and then runs the recurrences of the contract
 (docs/contract.md), section 1 in their increment forms with ``out=`` ufuncs,
 so no step allocates; with weights, all ``T`` steps are projected by one
-matmul before the loop. float16 is computed in float32 (its state carried in
-float32 buffers) and stored back in float16.
+matmul first. For few neurons per step and long runs
+(:func:`li_core.blocked_scan.chunk_length`) the scan runs the time-blocked
+scan of :mod:`li_core.blocked_scan` with that loop as its lane scan: each of
+its phases allocates the loop's buffers once, for all chunks. float16 is
+computed in float32 (its state carried in float32 buffers) and stored back
+in float16.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
 import li_core
+from li_core.blocked_scan import blocked_scan, chunk_length
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -91,11 +97,26 @@ class NumPyBackend(li_core.Backend):
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
     ) -> tuple[Any, LIState]:
-        np = _numpy()
         dtype = xs.dtype
-        compute = _compute_dtype(np, dtype)
         if w is not None:
             xs = self._project(xs, w)  # all T steps in one matmul
+        length = chunk_length(xs.shape[0], math.prod(xs.shape[1:])) if BLOCKED else 0
+        if not length:
+            return self.loop(xs, state, p, dt, record_states, dtype)
+        shape = xs.shape[1:]
+        state = LIState(*(_numpy().broadcast_to(s, shape) for s in state))
+        return blocked_scan(xs, state, None, p, dt, record_states, lane_scan=self.loop, length=length)
+
+    @staticmethod
+    def loop(
+        xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bool, dtype: Any = None
+    ) -> tuple[Any, LIState]:
+        """The scan of (projected) ``xs`` one step at a time, in place;
+        results in ``dtype`` (default: that of ``xs``; the scan asks for
+        float16 where a float32 projection stands for float16 inputs)."""
+        np = _numpy()
+        dtype = xs.dtype if dtype is None else dtype
+        compute = _compute_dtype(np, dtype)
         steps, shape = xs.shape[0], xs.shape[1:]
         p = _as_compute(np, compute, p)
         a, d = rates(p, dt)
@@ -133,6 +154,11 @@ class NumPyBackend(li_core.Backend):
             return voltages, LIState(staging.astype(dtype), j.astype(dtype))
         np.copyto(scratch, previous)  # the scratch buffer becomes the final voltage
         return voltages, LIState(scratch, j)
+
+
+#: set to False to run the loop wherever the blocked scan would (the tests and
+#: the benchmarks compare both)
+BLOCKED = True
 
 
 @li_core.hookimpl

@@ -49,6 +49,7 @@ __all__ = [
     "MIN_BLOCKED_STEPS",
     "ChunkTransition",
     "LaneScan",
+    "blocked_adjoint",
     "blocked_scan",
     "carry",
     "chunk_ends",
@@ -354,3 +355,93 @@ def _cast(xp: Any, dtype: Any, voltages: Any, state: LIState) -> tuple[Any, LISt
     if dtype_name(dtype) not in HALF:
         return voltages, state
     return xp.astype(voltages, dtype), LIState(xp.astype(state.v, dtype), xp.astype(state.i, dtype))
+
+
+def blocked_adjoint(
+    gv: Any,
+    gi: Any,
+    a: Any,
+    d: Any,
+    record_states: bool,
+    need_v0: bool,
+    saved: tuple[Any, Any, Any, Any] | None = None,
+    *,
+    lane_scan: LaneScan | None = None,
+    length: int | None = None,
+) -> list[Any]:
+    """The adjoint of a scan (the gradients of a loss through it), run by
+    :func:`blocked_scan` over reversed time.
+
+    ``gv`` ``[T, *shape]`` is the gradient arriving at the voltages, ``gi``
+    at the currents (the sequence with ``record_states``, else the final
+    one); ``a`` and ``d`` are the rates (:func:`li_core.reference.rates`).
+    Returns ``[dx, dv_init, di_init]`` (``dv_init`` zero unless ``need_v0``)
+    and, when ``saved = (v_init, voltages, js, v_leak)`` of the forward is
+    given, ``[da, dd, dv_leak]`` per neuron (not yet summed to the
+    parameters' shapes).
+
+    With ``lam_t``, ``kap_t``, ``mu_t`` the gradients with respect to
+    ``v_t``, ``i_t`` and ``j_t``, the adjoint ``lam_t = gv_t + (1 - a)
+    lam_{t+1}``, ``kap_t = gi_t + mu_{t+1}``, ``mu_t = a lam_t + (1 - d)
+    kap_t`` is, in reversed time ``s = T - 1 - t``, two first-order filters:
+    ``a lam = H_a gv`` and ``mu = H_d (a lam + (1 - d) gi)`` with
+    ``H_a y_s = (1 - a) H_a y_{s-1} + a y_s`` and ``H_d y_s = (1 - d)
+    H_d y_{s-1} + y_s``. The forward scan from rest with ``v_leak = 0`` is
+    the same two filters in the other order, ``v = H_a H_d x`` and
+    ``i = (1 - d) H_d x``; scalar filters commute, so
+
+        dx (reversed) = v of the scan of reversed gv
+                        + i of the scan of reversed gi (or from i = gi, without inputs)
+
+    and ``lam`` is the ``j`` of a scan whose synaptic rate is ``a``, whose
+    final current ``lam_0 - a lam_0`` is ``dL/dv_init``. These run as lane
+    groups of one blocked scan (``[T, groups, *shape]``, with per-group
+    rates), the second only where ``gi`` is not zero, the third only where
+    ``dL/dv_init`` or the parameter gradients are wanted:
+    ``dL/da = sum_t lam_t ((j_t - v_{t-1}) + v_leak)``,
+    ``dL/dd = -sum_t kap_t j_t``, ``dL/dv_leak = a sum_t lam_t``. Every
+    recurrence is the forward scan's own, in increment form; nothing
+    divides."""
+    xp = namespace(gv)
+    shape = tuple(gv.shape[1:])
+    zeros = xp.zeros(shape, dtype=gv.dtype, device=array_api_compat.device(gv))
+    rate_a, rate_d = a + zeros, d + zeros
+    reversed_gv = xp.flip(gv, axis=0)
+    inputs, currents, mem, syn = [reversed_gv], [zeros], [rate_a], [rate_d]
+    with_gi = bool(xp.any(gi != 0))
+    if with_gi:  # the gradient of the currents, through the synaptic filter only
+        inputs.append(xp.flip(gi, axis=0) if record_states else xp.zeros_like(gv))
+        currents.append(zeros if record_states else gi + zeros)
+        mem.append(rate_a)
+        syn.append(rate_d)
+    with_lam = need_v0 or saved is not None
+    if with_lam:  # lam, filtered at rate a
+        inputs.append(reversed_gv)
+        currents.append(zeros)
+        mem.append(rate_a)
+        syn.append(rate_a)
+    groups = len(inputs)
+    state = LIState(xp.zeros((groups, *shape), dtype=gv.dtype, device=array_api_compat.device(gv)), xp.stack(currents))
+    p = LIParameters(tau_syn_inv=xp.stack(syn), tau_mem_inv=xp.stack(mem), v_leak=0.0)
+    lanes = inputs[0][:, None, ...] if groups == 1 else xp.stack(inputs, axis=1)
+    record = with_gi or saved is not None
+    voltages, final = blocked_scan(lanes, state, None, p, 1.0, record, lane_scan=lane_scan, length=length)
+    reversed_dx = voltages[:, 0, ...]
+    if with_gi:
+        reversed_dx = reversed_dx + final.i[:, 1, ...]
+    dx = xp.flip(reversed_dx, axis=0)
+    dv0 = zeros
+    if with_lam:
+        dv0 = final.i[-1, -1, ...] if record else final.i[-1, ...]
+    grads = [dx, dv0, xp.asarray(dx[0, ...], copy=True)]
+    if saved is None:
+        return grads
+    v0, forward_voltages, js, v_leak = saved
+    filtered = final.i[:, -1, ...]  # lam_s - a*lam_s in reversed time: lam_s = that at s - 1 plus gv_s
+    lam = xp.flip(xp.concat([reversed_gv[:1, ...], filtered[:-1, ...] + reversed_gv[1:, ...]]), axis=0)
+    last_gi = gi[-1:, ...] if record_states else gi[None, ...]
+    later = dx[1:, ...] + gi[:-1, ...] if record_states else dx[1:, ...]
+    kap = xp.concat([later, last_gi + zeros])
+    before = xp.concat([(v0 + zeros)[None, ...], forward_voltages[:-1, ...]])
+    drive = (js - before) + v_leak
+    return [*grads, xp.sum(lam * drive, axis=0), -xp.sum(kap * js, axis=0), a * xp.sum(lam, axis=0)]

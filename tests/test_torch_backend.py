@@ -1,5 +1,5 @@
 """The torch backend beyond the shared conformance suite: both scan
-algorithms against the float64 reference and the known values of the
+algorithms (the loop and the time-blocked scan) against the float64 reference and the known values of the
 contract (docs/contract.md, section 4), slow neurons in float32, the fused
 op's gradients (gradcheck, and against autograd through a loop of steps),
 what the backward saves and allocates, half precision, lazy import, and CUDA."""
@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import li_backends.torch as torch_backend  # noqa: E402
-from li_backends.torch import blocks, loop  # noqa: E402
+from li_backends.torch import loop, ops  # noqa: E402
 from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402
 from li_core.testing import assert_matches  # noqa: E402
 
@@ -63,29 +63,35 @@ def random_case(steps, shape, dtype="float64", per_neuron=True, seed=0, device="
     return xs, state, p
 
 
-def force(monkeypatch, algorithm, small_pieces=True):
-    """Force one scan algorithm; with ``small_pieces`` the loop runs on pieces
-    of at most 4 neurons and the block path on segments of at most 500 steps,
-    so that cutting the neurons and the time axis is tested. Returns the set
-    of algorithms that ran."""
-    monkeypatch.setattr(blocks, "MAX_NEURONS", 0 if algorithm == "loop" else 1 << 62)
+def forced_length(steps, neurons):
+    """A chunk length for any number of steps and neurons (the automatic rule
+    leaves short runs and many neurons to the loop)."""
+    return max(1, round(0.7 * math.sqrt(steps)))
+
+
+def force(monkeypatch, algorithm, small_pieces=True, length=forced_length):
+    """Force one scan algorithm on the CPU, ``loop`` or ``blocked`` (with
+    chunks of ``length(steps, neurons)`` steps); with ``small_pieces`` the
+    loop (also as the blocked scan's lane scan) runs on pieces of at most 4
+    neurons, so that cutting the neurons is tested. Returns the set of
+    algorithms that ran, forward and backward."""
+    monkeypatch.setattr(ops, "BLOCKED", algorithm == "blocked")
+    monkeypatch.setattr(ops, "chunk_length", length)
     if small_pieces:
         monkeypatch.setattr(loop, "CHUNK", 4)
-        monkeypatch.setattr(blocks, "MAX_STEPS", 500)
     ran = set()
-    for module, path in ((loop, "loop"), (blocks, "block")):
-        for kernel in ("forward", "backward"):
-            real = getattr(module, kernel)
+    real = ops.blocked_length
 
-            def spy(*args, _real=real, _path=path):
-                ran.add(_path)
-                return _real(*args)
+    def spy(xs):
+        chosen = real(xs)
+        ran.add("blocked" if chosen else "loop")
+        return chosen
 
-            monkeypatch.setattr(module, kernel, spy)
+    monkeypatch.setattr(ops, "blocked_length", spy)
     return ran
 
 
-@pytest.fixture(params=["loop", "block"])
+@pytest.fixture(params=["loop", "blocked"])
 def algorithm(request, monkeypatch):
     """Forces one scan algorithm (see :func:`force`) and records which ran."""
     request.node.ran = force(monkeypatch, request.param)
@@ -198,7 +204,7 @@ def test_scan_matches_reference(dtype, per_neuron, algorithm, request):
     assert_matches(numpy64(vs), expected_vs, dtype, f"{dtype} voltages")
     assert_matches(numpy64(final.v), expected.v, dtype, f"{dtype} final v")
     assert_matches(numpy64(final.i), expected.i, dtype, f"{dtype} final i")
-    assert_ran(request, "loop" if per_neuron else algorithm)
+    assert_ran(request, algorithm)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -337,17 +343,14 @@ def slow_gradients(case, upstream, trained):
     return torch.autograd.grad(loss, arguments)
 
 
-@pytest.mark.parametrize(
-    ("algorithm_name", "per_neuron"),
-    [("loop", True), ("loop", False), ("block", False)],
-    ids=["loop-per-neuron", "loop-scalar", "block-scalar"],
-)
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "scalar"])
+@pytest.mark.parametrize("algorithm_name", ["loop", "blocked"])
 def test_slow_neurons_in_float32(algorithm_name, per_neuron, monkeypatch):
     """``dt*tau_inv`` down to 1e-4 over 2e4 steps: float32 voltages and final
     state within the float32 tolerance of the float64 reference, and float32
     gradients within it of the float64 ones (the trained parameters' too).
-    The block algorithm takes scalar coefficients only."""
-    ran = force(monkeypatch, algorithm_name, small_pieces=False)
+    The blocked path runs with the automatic chunk length."""
+    ran = force(monkeypatch, algorithm_name, small_pieces=False, length=ops.chunk_length)
     xs, state, p = case = slow_case("float32", per_neuron)
     vs, final = li_scan(xs, state, p=p, backend="torch")
     expected_vs, expected = reference_scan(xs, state, p=p)
@@ -380,25 +383,60 @@ def in_float64(value):
     return value if isinstance(value, float) else value.double()
 
 
+#: (steps, chunk length): T a multiple of L, T not a multiple, one chunk and a
+#: tail, T < L, T = 1
+FORCED_SHAPES = [(600, 30), (601, 37), (50, 30), (20, 30), (1, 1), (1, 5)]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_loop_and_block_agree(dtype, monkeypatch):
-    """Both algorithms, forced in turn on the same inputs (slow neurons in
-    float32, random ones in float64), give the same voltages, final state
-    and gradients within the dtype's tolerance."""
-    if dtype == "float32":
-        xs, state, p = slow_case(dtype, per_neuron=False)
-    else:
-        xs, state, p = random_case(1500, (3, 5), dtype, per_neuron=False)
+@pytest.mark.parametrize(("steps", "length"), FORCED_SHAPES)
+@pytest.mark.parametrize("record_states", [False, True])
+def test_loop_and_blocked_agree(dtype, steps, length, record_states, monkeypatch):
+    """Both algorithms, forced in turn on the same inputs, give the same
+    voltages, final state or recorded states, and gradients of the inputs,
+    the initial state and the per-neuron parameters, within the dtype's
+    tolerance (and the float64 reference's)."""
+    xs, state, p = random_case(steps, (3, 5), dtype, per_neuron=True, seed=steps)
     upstream = torch.randn(xs.shape, generator=torch.Generator().manual_seed(2), dtype=F64)
     results = {}
-    for name in ("loop", "block"):
+    for name in ("loop", "blocked"):
         with monkeypatch.context() as patch:
-            ran = force(patch, name, small_pieces=False)
-            vs, final = li_scan(xs, state, p=p, backend="torch")
-            results[name] = (vs, *final, *slow_gradients((xs, state, p), upstream, trained=False))
+            ran = force(patch, name, small_pieces=False, length=lambda steps, neurons: length)
+            arguments = [t.detach().requires_grad_() for t in (xs, *state, *p)]
+            vs, final = li_scan(
+                arguments[0],
+                LIState(*arguments[1:3]),
+                p=LIParameters(*arguments[3:]),
+                backend="torch",
+                record_states=record_states,
+            )
+            loss = (vs.double() * upstream).sum() + (final.i.double() * upstream.flip(0)[-final.i.shape[0] :]).sum()
+            results[name] = (vs, *final, *torch.autograd.grad(loss, arguments))
             assert ran == {name}
-    for what, a, b in zip(["voltages", "final v", "final i", "dx", "dv0", "di0"], results["loop"], results["block"]):
-        assert_matches(numpy64(a), numpy64(b), dtype, f"loop vs block {what}")
+    expected_vs, expected = reference_scan(xs, state, p=p, record_states=record_states)
+    assert_matches(numpy64(results["blocked"][0]), expected_vs, dtype, "blocked voltages vs reference")
+    assert_matches(numpy64(results["blocked"][2]), expected.i, dtype, "blocked currents vs reference")
+    names = ["voltages", "v", "i", "dx", "dv0", "di0", "d tau_syn_inv", "d tau_mem_inv", "d v_leak"]
+    for what, a, b in zip(names, results["loop"], results["blocked"]):
+        assert_matches(numpy64(b), numpy64(a), dtype, f"blocked vs loop {what}, T={steps} L={length}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_loop_and_blocked_agree_on_slow_neurons(dtype, monkeypatch):
+    """Slow neurons (float32 and float64), per-neuron parameters, through the
+    automatic chunk length: the same voltages, final state and gradients."""
+    xs, state, p = slow_case(dtype, per_neuron=True)
+    upstream = torch.randn(xs.shape, generator=torch.Generator().manual_seed(2), dtype=F64)
+    results = {}
+    for name in ("loop", "blocked"):
+        with monkeypatch.context() as patch:
+            ran = force(patch, name, small_pieces=False, length=ops.chunk_length)
+            vs, final = li_scan(xs, state, p=p, backend="torch")
+            results[name] = (vs, *final, *slow_gradients((xs, state, p), upstream, trained=True))
+            assert ran == {name}
+    names = ["voltages", "final v", "final i", "dx", "dv0", "di0", "d tau_syn_inv", "d tau_mem_inv", "d v_leak"]
+    for what, a, b in zip(names, results["loop"], results["blocked"]):
+        assert_matches(numpy64(a), numpy64(b), dtype, f"loop vs blocked {what}")
 
 
 @pytest.mark.parametrize("weight", [0.0, 1e-4, 0.3, 0.4999, 0.5, 0.75, 0.9999, 1.0])
@@ -489,14 +527,14 @@ def test_scan_gradcheck_all_arguments(record_states, per_neuron, algorithm):
 def test_scan_gradcheck_with_float_parameters(record_states, v0_grad, algorithm, request):
     """Only inputs, weights and state carry gradients (the fast backwards;
     without a gradient for v0 the loop carries a*lam)."""
-    xs, w, v0, i0, *_ = gradcheck_arguments(steps=11)  # blocks of 4 and a remainder
+    xs, w, v0, i0, *_ = gradcheck_arguments(steps=11)  # chunks of 2 and a remainder
     v0.requires_grad_(v0_grad)
 
     def f(xs, w, i0, *v0_):
         return scan_outputs(record_states)(xs, w, *(v0_ or (v0,)), i0, 170.0, 90.0, 0.3)
 
     assert torch.autograd.gradcheck(f, (xs, w, i0, v0) if v0_grad else (xs, w, i0))
-    assert_ran(request, "loop" if record_states else algorithm)
+    assert_ran(request, algorithm)
 
 
 def test_gradcheck_at_b_zero_and_a_one(algorithm):
@@ -587,14 +625,14 @@ def loop_allocations(steps, trained):
 def test_loop_allocates_nothing_per_step(trained, monkeypatch):
     """Forward and backward allocate as often for 10 steps as for 300: the
     loop writes into preallocated buffers."""
-    monkeypatch.setattr(blocks, "MAX_NEURONS", 0)
+    monkeypatch.setattr(ops, "BLOCKED", False)
     assert loop_allocations(10, trained) == loop_allocations(300, trained) > 0
 
 
 @pytest.mark.parametrize("trained", [False, True], ids=["fixed", "trained"])
 def test_allocation_count_sees_a_per_step_allocation(trained, monkeypatch):
     """The count above fails a loop whose decay allocates at every step."""
-    monkeypatch.setattr(blocks, "MAX_NEURONS", 0)
+    monkeypatch.setattr(ops, "BLOCKED", False)
     monkeypatch.setattr(loop, "_decay", lambda y, fraction, out: out.copy_(y - fraction * y))
     assert loop_allocations(300, trained) - loop_allocations(10, trained) >= 290
 
@@ -616,34 +654,33 @@ def test_half_precision_gradients_flow(dtype, algorithm):
     assert_matches(numpy64(mem.grad), exact_mem.grad.numpy(), dtype, "tau_mem_inv gradient")
 
 
-def test_block_path_for_scalar_parameters_only(monkeypatch):
-    """The automatic choice: block for few neurons and scalar coefficients,
-    loop otherwise (many neurons, per-neuron or trained parameters, recorded states)."""
+def test_blocked_path_for_few_neurons_and_long_runs():
+    """The automatic choice on the CPU: the blocked scan for few neurons per
+    step over many steps (per-neuron, trained parameters and recorded states
+    included), forward and backward; the loop for many neurons or few steps."""
     ran = []
-    for module, path in ((loop, "loop"), (blocks, "block")):
-        real = module.forward
-        monkeypatch.setattr(module, "forward", lambda *a, _real=real, _path=path: ran.append(_path) or _real(*a))
+    real = ops.blocked_length
 
     def used(xs, **kwargs):
         ran.clear()
-        li_scan(xs, backend="torch", **kwargs)
-        return ran[0]
+        ops.blocked_length = lambda t: ran.append("blocked" if real(t) else "loop") or real(t)
+        try:
+            vs, final = li_scan(xs, backend="torch", **kwargs)
+            if vs.requires_grad:
+                (vs.sum() + final.i.sum()).backward()
+        finally:
+            ops.blocked_length = real
+        return set(ran)
 
-    small = torch.randn(20, 8, 16)
-    assert used(small) == "block"
-    assert used(torch.randn(20, blocks.MAX_NEURONS + 1)) == "loop"
-    assert used(small, p=LIParameters(torch.full((16,), 150.0))) == "loop"
-    assert used(small, record_states=True) == "loop"
-    assert used(small, p=LIParameters(torch.tensor(150.0, requires_grad=True))) == "loop"
-    with torch.no_grad():
-        assert used(small, p=LIParameters(torch.tensor(150.0, requires_grad=True))) == "block"
-    precision = torch.get_float32_matmul_precision()
-    try:
-        torch.set_float32_matmul_precision("high")  # TF32/bf16 matmuls would lose float32 accuracy
-        assert used(small) == "loop"
-        assert used(small.double()) == "block"
-    finally:
-        torch.set_float32_matmul_precision(precision)
+    from li_core.blocked_scan import MAX_BLOCKED_NEURONS, MIN_BLOCKED_STEPS
+
+    long = torch.randn(2000, 2, 8)
+    assert used(long) == {"blocked"}
+    assert used(long.requires_grad_(), p=LIParameters(torch.full((8,), 150.0, requires_grad=True))) == {"blocked"}
+    assert used(long, record_states=True) == {"blocked"}
+    assert used(torch.randn(2000, MAX_BLOCKED_NEURONS + 1)) == {"loop"}
+    assert used(torch.randn(MIN_BLOCKED_STEPS - 1, 8)) == {"loop"}
+    assert ops.chunk_length(2000, 16) > 0
 
 
 def test_single_neuron_without_axes(algorithm, request):
@@ -682,12 +719,6 @@ def test_pieces_run_on_worker_threads_without_autograd(monkeypatch):
     assert sorted(k for k, _, _ in ran) == [0, 1, 2]
     assert threading.get_ident() not in {thread for _, thread, _ in ran}
     assert not any(grad for _, _, grad in ran)
-
-
-def test_block_length_covers_remainders():
-    for steps in (1, 2, 3, 10, 97, 1000):
-        length = blocks._block_length(steps)
-        assert 1 <= length <= steps
 
 
 # ---------------------------------------------------------------------------

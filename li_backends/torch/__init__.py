@@ -1,10 +1,11 @@
 """The ``torch`` backend: autograd-aware leaky integrators on PyTorch tensors.
 
 The steps are plain torch operations, so autograd flows through them. The scan
-is one fused operator with a hand-written adjoint (:mod:`.ops`), computed by
-one of two algorithms chosen by size: a time loop of in-place ops
-(:mod:`.loop`) or, for few neurons and scalar coefficients, the closed form
-over blocks of steps (:mod:`.blocks`). float16 and bfloat16 are computed in
+is one fused operator with a hand-written adjoint (:mod:`.ops`), computed on
+the CPU by one of two algorithms chosen by size: a time loop of in-place ops
+(:mod:`.loop`) or, for few neurons per step and long runs, the time-blocked
+scan of :mod:`li_core.blocked_scan` (forward and adjoint) with that loop as
+its lane scan. float16 and bfloat16 are computed in
 float32 and returned in their own dtype. Importing this package does not
 import torch.
 """

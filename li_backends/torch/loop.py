@@ -22,6 +22,9 @@ from typing import Any
 
 import torch
 
+from li_core.reference import rates
+from li_core.types import LIParameters, LIState
+
 #: on the CPU the loop runs on pieces of at most this many neurons, so that
 #: every per-step op stays within torch's parallel grain size (32768) and runs
 #: on one thread: a thread barrier per op stalls whenever another process holds
@@ -113,6 +116,21 @@ def forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool
     leak = None if _is_zero(v_leak) else v_leak
     _each(_forward_piece, _cut(shape, xs, v0, i0, a, d, leak, voltages, js, currents, i_end))
     return voltages, currents if record else i_end, xs.new_empty((0,)) if js is None else js
+
+
+def lane_scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bool) -> tuple[Any, LIState]:
+    """:func:`forward` as the lane scan of :mod:`li_core.blocked_scan`: the
+    voltages and the final state (or, with ``record_states``, the ``v`` and
+    ``i`` sequences) of time-first ``xs`` ``[steps, *lanes]``."""
+    shape = xs.shape[1:]
+
+    def tensor(value: Any) -> Any:
+        return value if isinstance(value, torch.Tensor) else xs.new_tensor(value)
+
+    a, d = rates(p, dt)
+    v0, i0 = (tensor(s).expand(shape) for s in state)
+    voltages, currents, _ = forward(xs, v0, i0, tensor(a), tensor(d), tensor(p.v_leak), record_states, False)
+    return voltages, LIState(voltages if record_states else voltages[-1], currents)
 
 
 def _forward_piece(x, v, i, a, d, leak, voltages, js, currents, i_end) -> None:

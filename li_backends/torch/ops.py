@@ -27,35 +27,82 @@ so that ``dL/dx_t = mu_t``, ``dL/dv_init = lam_0 - a*lam_0``,
 ``dL/dd = -sum_t kap_t*j_t``, ``dL/dv_leak = a*sum_t lam_t``. Nothing
 divides by ``a``, ``d`` or their complements.
 
-Both ops run the block algorithm (:mod:`.blocks`) where it applies and the
-loop (:mod:`.loop`) otherwise; on CUDA tensors they run the fused kernels
-(:mod:`.cuda`) when CuPy can launch them. Importing this module registers
-the ops.
+On the CPU, for few neurons per step and long runs
+(:func:`li_core.blocked_scan.chunk_length`), both ops run the time-blocked
+scan of :mod:`li_core.blocked_scan` with the loop (:mod:`.loop`) as its lane
+scan; otherwise the loop. The adjoint runs through the same blocked scan
+over reversed time: in ``s = T - 1 - t`` it is two first-order filters,
+``a*lam = H_a gv`` and ``mu = H_d (a*lam + (1 - d)*gi)`` with
+``H_a y_s = (1 - a)*H_a y_{s-1} + a*y_s`` and
+``H_d y_s = (1 - d)*H_d y_{s-1} + y_s``, while the forward scan from rest
+with ``v_leak = 0`` computes ``v = H_a H_d x`` and ``i = (1 - d)*H_d x``.
+Scalar filters commute, so ``dL/dx`` reversed is the voltage of the forward
+scan of reversed ``gv`` plus the current of the forward scan of reversed
+``gi``, and ``lam`` is the ``j`` of a forward scan whose synaptic rate is
+``a`` (its final current is ``dL/dv_init``); the parameter gradients are
+sums over these sequences (:func:`li_core.blocked_scan.blocked_adjoint`).
+On CUDA tensors the ops run the fused kernels (:mod:`.cuda`) when CuPy can
+launch them. Importing this module registers the ops.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from . import blocks, cuda, loop
+from li_core.blocked_scan import blocked_adjoint, blocked_scan, chunk_length
+from li_core.types import LIParameters, LIState
+
+from . import cuda, loop
+
+#: set to False to run the loop wherever the blocked scan would (the tests and
+#: the benchmarks compare both)
+BLOCKED = True
+
+
+def blocked_length(xs):
+    """The chunk length of the blocked scan for ``xs`` ``[T, ...]``, or 0
+    where the loop runs: off the CPU, or where
+    :func:`li_core.blocked_scan.chunk_length` says the loop is faster."""
+    if not BLOCKED or xs.device.type != "cpu":
+        return 0
+    return chunk_length(xs.shape[0], math.prod(xs.shape[1:]))
+
+
+def _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length):
+    """The forward op's outputs from the blocked scan; ``j_t = i_{t-1} + x_t``
+    from the recorded currents when it is kept."""
+    shape = xs.shape[1:]
+    state = LIState(v0.expand(shape), i0.expand(shape))
+    p = LIParameters(tau_syn_inv=d, tau_mem_inv=a, v_leak=v_leak)  # with dt = 1 the rates are a and d
+    voltages, final = blocked_scan(xs, state, None, p, 1.0, record or keep, lane_scan=loop.lane_scan, length=length)
+    if not keep:
+        return voltages, final.i, xs.new_empty((0,))
+    js = torch.cat([state.i[None], final.i[:-1]]).add_(xs)
+    return voltages, final.i if record else final.i[-1].clone(), js
 
 
 def _scan(xs, v0, i0, a, d, v_leak, record, keep):
     """The forward op with torch's own ops, on any device."""
     with torch.no_grad():
-        if blocks.applicable(xs, (a, d, v_leak), keep, record):
-            return blocks.forward(xs, v0, i0, a, d, v_leak)
+        length = blocked_length(xs)
+        if length:
+            return _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length)
         return loop.forward(xs, v0, i0, a, d, v_leak, record, keep)
 
 
 def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
     """The backward op with torch's own ops, on any device."""
+    saved = None if js is None else (v0, voltages, js, v_leak)
     with torch.no_grad():
-        if js is None:
-            if blocks.applicable(gv, (a, d, v_leak), False, record):
-                return blocks.backward(gv, gi, a, d)
-            return loop.backward(gv, gi, a, d, record, need_v0, None)
-        grads = loop.backward(gv, gi, a, d, record, need_v0, (v0, voltages, js, v_leak))
+        length = blocked_length(gv)
+        if length:
+            grads = blocked_adjoint(gv, gi, a, d, record, need_v0, saved, lane_scan=loop.lane_scan, length=length)
+        else:
+            grads = loop.backward(gv, gi, a, d, record, need_v0, saved)
+        if saved is None:
+            return grads
         return grads[:3] + [g.sum_to_size(p.shape) for g, p in zip(grads[3:], (a, d, v_leak))]
 
 
