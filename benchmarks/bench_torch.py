@@ -16,8 +16,10 @@ Yardsticks on the same tensor: ``x.clone()``; the step loop, one Euler step
 at a time (the contract's step, docs/contract.md section 1, written in torch
 ops, differentiated by autograd for training); Norse 1.1's ``LI`` module when
 norse is installed. For the small workloads both scan algorithms are also
-timed on their own (``loop`` and ``block``, forced through
-``li_backends.torch.blocks.MAX_NEURONS``).
+timed on their own (``loop`` and ``blocked``, the time-blocked scan forced
+through ``li_backends.torch.ops``; the automatic choice runs the loop for
+2048 neurons per step). ``benchmarks/bench_long.py`` times few neurons over
+long runs.
 
 The fast candidates of a workload (``x.clone()`` and ``li_scan``) are timed
 in interleaved rounds after a warm-up, so a noisy neighbour slows them alike.
@@ -37,8 +39,9 @@ from typing import NamedTuple
 
 import torch
 
-from li_backends.torch import blocks
+from li_backends.torch import ops
 from li_core import LIParameters, li_scan
+from li_core.blocked_scan import CHUNK_SCALE
 
 P = LIParameters()
 DT = 1e-3
@@ -49,7 +52,7 @@ class Workload(NamedTuple):
     shape: tuple[int, int, int]
     train: bool
     ratios: list[tuple[str, str, float | None]]  # (slow, fast, target)
-    algorithms: bool = False  # also time the loop and block paths on their own
+    algorithms: bool = False  # also time the loop and blocked paths on their own
     repeats_factor: int = 1
 
 
@@ -70,7 +73,7 @@ WORKLOADS = [
         "small forward, T=100, batch 8, 256 neurons",
         (100, 8, 256),
         False,
-        [("norse LI", "li_scan", 3), ("step loop", "li_scan", 3), ("li_scan, loop", "li_scan, block", None)],
+        [("norse LI", "li_scan", 3), ("step loop", "li_scan", 3), ("li_scan, loop", "li_scan, blocked", None)],
         algorithms=True,
         repeats_factor=5,
     ),
@@ -78,7 +81,7 @@ WORKLOADS = [
         "small training fwd+bwd, T=100, batch 8, 256 neurons",
         (100, 8, 256),
         True,
-        [("norse LI", "li_scan", None), ("step loop", "li_scan", None), ("li_scan, loop", "li_scan, block", None)],
+        [("norse LI", "li_scan", None), ("step loop", "li_scan", None), ("li_scan, loop", "li_scan, blocked", None)],
         algorithms=True,
         repeats_factor=5,
     ),
@@ -104,15 +107,19 @@ def scan(xs: torch.Tensor) -> torch.Tensor:
 
 
 def forced(algorithm: str, fn: Callable) -> Callable:
-    """``fn`` with the scan forced onto one algorithm."""
-    limit = {"loop": 0, "block": 1 << 62}[algorithm]
+    """``fn`` with the scan forced onto one algorithm (``blocked``: chunks of
+    ``CHUNK_SCALE * sqrt(T)`` steps whatever the neuron count)."""
+
+    def length(steps: int, neurons: int) -> int:
+        return max(1, round(CHUNK_SCALE * steps**0.5)) if algorithm == "blocked" else 0
 
     def run(x):
-        saved, blocks.MAX_NEURONS = blocks.MAX_NEURONS, limit
+        saved = ops.chunk_length
+        ops.chunk_length = length
         try:
             return fn(x)
         finally:
-            blocks.MAX_NEURONS = saved
+            ops.chunk_length = saved
 
     return run
 
@@ -185,7 +192,7 @@ def main() -> None:
         x = tensor(workload)
         fast = {"x.clone()": x.detach().clone, "li_scan": runner(scan, x, workload.train)}
         if workload.algorithms:
-            for name in ("loop", "block"):
+            for name in ("loop", "blocked"):
                 fast[f"li_scan, {name}"] = runner(forced(name, scan), x, workload.train)
         with torch.set_grad_enabled(workload.train):
             results.append(seconds(fast, args.repeats * workload.repeats_factor, warmup=True))

@@ -1,7 +1,9 @@
 """The NumPy backend beyond the shared suite: properties over random shapes
 and parameters, and the algebra of the scan (hypothesis); float16 computed in
-float32; memory measured with tracemalloc."""
+float32; memory measured with tracemalloc; the loop and the time-blocked
+scan forced on the same inputs."""
 
+import math
 import tracemalloc
 
 import numpy as np
@@ -9,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import li_backends.numpy as numpy_backend
 from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, reference
+from li_core.blocked_scan import chunk_length
 from li_core.testing import assert_matches, error_ratio
-from li_core.testing.cases import convert, slow_case
+from li_core.testing.cases import convert, random_case, slow_case
 
 shapes = st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple)
 rates = st.floats(0.0, 1.0)  # dt * tau_inv, including the edge cases b = 0 and a = 1
@@ -93,3 +97,93 @@ def test_scan_working_memory_is_bounded_with_recorded_states_and_float16():
     for steps in (10, 1000):
         assert _working_memory(steps, np.float32, record_states=True) < 2.25, steps
         assert _working_memory(steps, np.float16) < 6.25, steps
+
+
+def _forced(monkeypatch, blocked: bool, length: int = 0) -> list:
+    """The ``numpy`` backend's scan forced onto the loop or onto the blocked
+    scan with chunks of ``length`` steps; returns the chunk lengths it ran."""
+    ran: list = []
+    monkeypatch.setattr(numpy_backend, "BLOCKED", blocked)
+    if length:
+        monkeypatch.setattr(numpy_backend, "chunk_length", lambda steps, neurons: length)
+    real = numpy_backend.blocked_scan
+
+    def spy(*args, **kwargs):
+        ran.append(kwargs["length"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numpy_backend, "blocked_scan", spy)
+    return ran
+
+
+#: (steps, chunk length): T a multiple of L, T not a multiple, one chunk and a
+#: tail, T < L, T = 1
+FORCED_SHAPES = [(600, 30), (601, 37), (50, 30), (20, 30), (1, 1), (1, 5)]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(("steps", "length"), FORCED_SHAPES)
+@pytest.mark.parametrize("record_states", [False, True])
+def test_loop_and_blocked_agree(dtype, steps, length, record_states, monkeypatch):
+    """The same inputs forced through the loop and through the blocked scan
+    (with per-neuron parameters and weights) agree within the dtype's
+    tolerance, and both match the float64 reference."""
+    case = convert(random_case(steps, batch=(3,), neurons=5, inputs=4, seed=steps), lambda a: a.astype(dtype))
+    results = {}
+    for blocked in (False, True):
+        with monkeypatch.context() as patch:
+            ran = _forced(patch, blocked, length)
+            results[blocked] = li_scan(
+                case.xs, case.state, case.weights, case.p, case.dt, record_states=record_states, backend="numpy"
+            )
+            assert ran == ([length] if blocked else [])
+    exact = convert(case, lambda a: a.astype(np.float64))
+    expected = reference.scan(exact.xs, exact.state, exact.weights, exact.p, case.dt, record_states)
+    name = np.dtype(dtype).name
+    for (loop_vs, loop_state), (vs, state) in ((results[False], results[True]), (expected, results[True])):
+        assert vs.dtype == state.v.dtype == state.i.dtype == dtype
+        assert_matches(vs, loop_vs, name, f"voltages T={steps} L={length}")
+        assert_matches(state.v, loop_state.v, name, f"v T={steps} L={length}")
+        assert_matches(state.i, loop_state.i, name, f"i T={steps} L={length}")
+
+
+def test_slow_neuron_case_runs_blocked(monkeypatch):
+    """The conformance suite's slow-neuron case (20,000 steps of 20 neurons)
+    takes the blocked path with the automatic chunk length and matches the
+    float64 reference in float32."""
+    case = convert(slow_case(1e-4), lambda a: a.astype(np.float32))
+    ran = _forced(monkeypatch, True)
+    vs, state = li_scan(case.xs, case.state, None, case.p, case.dt, backend="numpy")
+    assert ran == [chunk_length(*case.xs.shape[:1], math.prod(case.xs.shape[1:]))] and ran[0] > 0
+    exact = convert(case, lambda a: a.astype(np.float64))
+    expected_vs, expected = reference.scan(exact.xs, exact.state, None, exact.p, case.dt)
+    assert_matches(vs, expected_vs, "float32", "slow voltages, blocked")
+    assert_matches(state.i, expected.i, "float32", "slow final i, blocked")
+
+
+def _blocked_working_memory(steps: int, record_states: bool = False) -> float:
+    """Peak memory of the blocked path beyond the arrays it returns, in
+    multiples of the input (16 neurons)."""
+    xs = np.random.default_rng(0).normal(size=(steps, 16)).astype(np.float32)
+    assert chunk_length(steps, 16) > 0
+    li_scan(xs[:200], backend="numpy")  # warm up outside the measurement
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        vs, final = li_scan(xs, p=LIParameters(v_leak=0.5), backend="numpy", record_states=record_states)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    returned = sum(a.nbytes for a in (vs, final.v, final.i))
+    return (peak - before - returned) / xs.nbytes
+
+
+def test_blocked_scan_working_memory_is_bounded():
+    """The blocked path holds the input reordered into chunks and the chunks'
+    voltages before they are put back in time order: two copies of the
+    input (three with the recorded currents), whatever ``T``. Its lane scan
+    is the backend's loop (:func:`test_scan_does_not_allocate_per_step`),
+    which allocates its buffers once per phase, for all chunks."""
+    for steps in (20_000, 100_000):
+        assert _blocked_working_memory(steps) < 2.2, steps
+        assert _blocked_working_memory(steps, record_states=True) < 3.2, steps
