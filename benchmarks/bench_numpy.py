@@ -3,7 +3,7 @@
     python benchmarks/bench_numpy.py [--repeats 15]
 
 1. ``li_scan`` T=1000, batch 32, 1024 neurons, float32, against ``x.copy()``
-   of the same array and against the seed's one-step-at-a-time loop
+   of the same array and against the step loop, one step at a time
    (``li_core.reference.scan``: a Python loop of array ops, as Norse runs it).
 2. The per-call cost of ``li_feed_forward_step`` on an [8, 256] float32 state,
    against the same step written as raw NumPy operations.
@@ -41,12 +41,12 @@ def main() -> None:
     zero = LIState(np.zeros((32, 1024), np.float32), np.zeros((32, 1024), np.float32))
     copy = median_seconds(lambda: xs.copy(), args.repeats)
     scan = median_seconds(lambda: li_scan(xs, backend="numpy"), args.repeats)
-    seed = median_seconds(lambda: reference.scan(xs, zero, None, LIParameters(), 1e-3), max(3, args.repeats // 3))
+    steps = median_seconds(lambda: reference.scan(xs, zero, None, LIParameters(), 1e-3), max(3, args.repeats // 3))
     print("li_scan, T=1000, batch 32, 1024 neurons, float32")
     print(f"  x.copy()            {copy * 1e3:8.2f} ms")
     print(f"  li_scan (numpy)     {scan * 1e3:8.2f} ms   {scan / copy:5.2f}x copy")
     print(
-        f"  seed step loop      {seed * 1e3:8.2f} ms   {seed / copy:5.2f}x copy   li_scan is {seed / scan:4.1f}x faster"
+        f"  step loop           {steps * 1e3:8.2f} ms   {steps / copy:5.2f}x copy   li_scan is {steps / scan:4.1f}x faster"
     )
 
     x = rng.normal(size=(8, 256)).astype(np.float32)
