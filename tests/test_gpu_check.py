@@ -14,6 +14,7 @@ import importlib.util
 import json
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -99,18 +100,92 @@ def test_gpu_tests_skipped_in_a_junit_report(gpu_check):
 
 
 def test_speed_lines_from_benchmark_rows(gpu_check, bench_gpu):
-    forward = bench_gpu.judged(bench_gpu.row("forward T=1000", "cupy", "li_scan", 1.2, "cupy.copy", 1.0), "forward")
+    forward = bench_gpu.judged(bench_gpu.row("forward T=1000", "cupy", "li_scan", 1.2, "copy", 1.0), "forward")
     slow = bench_gpu.row("training", "torch", "li_scan", 4.0, "x.clone()", 1.0, path="torch loop: no CUDA kernel")
     bandwidth = bench_gpu.judged(bench_gpu.row("forward 1M", "torch", "li_scan", 2.0, "x.clone()", 1.0), "bandwidth")
-    results = [forward, bench_gpu.judged(slow, "training"), bandwidth, {"library": "cupy", "skipped": "no GPU"}]
+    speedup = bench_gpu.judged(bench_gpu.row("training", "torch", "li_scan", 0.5, "torch loop", 30.0), "speedup")
+    results = [
+        forward,
+        bench_gpu.judged(slow, "training"),
+        bandwidth,
+        speedup,
+        {"library": "cupy", "skipped": "no GPU"},
+    ]
     lines, met, missed = gpu_check.speed_lines(json.loads(json.dumps(results)))
-    assert (met, missed) == (1, 2)
+    assert (met, missed) == (2, 2)
     assert lines == [
-        "cupy forward T=1000: 1.20x (target <= 1.3x cupy.copy) met",
+        "cupy forward T=1000: 1.20x (target <= 1.3x copy) met",
         "torch training: 4.00x (target <= 3.0x x.clone()) MISSED [torch loop: no CUDA kernel]",
         "torch forward 1M: 50% of copy bandwidth (target >= 80% of copy bandwidth) MISSED",
+        "torch training: 60.0x faster (target >= 50x faster than torch loop) met",
         "cupy: skipped: no GPU",
     ]
+
+
+def test_speed_lines_separate_the_device_from_the_host(gpu_check, bench_gpu):
+    """With the device timed alone (and the host's time in the call), each
+    line says whether the kernels alone meet the target the wall clock misses."""
+    figures = {"ms": 4.0, "host_ms": 3.5, "device_ms": 1.5}
+    baseline = {"ms": 1.0, "host_ms": 0.01, "device_ms": 0.9}
+    training = bench_gpu.measured_row("training", "torch", "li_scan", figures, "x.clone()", baseline)
+    assert training["device_ratio"] == pytest.approx(1.5 / 0.9)
+    forward = bench_gpu.measured_row("forward 1M", "cupy", "li_scan", figures, "copy", {**baseline, "ms": 3.0})
+    results = [bench_gpu.judged(training, "training"), bench_gpu.judged(forward, "bandwidth")]
+    lines, met, missed = gpu_check.speed_lines(json.loads(json.dumps(results)))
+    assert (met, missed) == (0, 2)
+    assert lines == [
+        "torch training: 4.00x (target <= 3.0x x.clone()) MISSED; device alone 1.67x (met), host 3.500 ms per call",
+        "cupy forward 1M: 75% of copy bandwidth (target >= 80% of copy bandwidth) MISSED; "
+        "device alone 60% of copy bandwidth (missed), host 3.500 ms per call",
+    ]
+    table = bench_gpu.format_results(results)
+    assert "device 1.500 ms (1.67x)  host 3.500 ms" in table and "75% of copy bandwidth" in table
+
+
+class FakeEvent:
+    """A CUDA event stand-in that reads a shared clock when recorded."""
+
+    clock: ClassVar[list[float]] = [0.0]
+
+    def record(self):
+        self.at = self.clock[0]
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, stop):
+        return stop.at - self.at
+
+
+def test_timings_are_medians_of_interleaved_runs_and_the_busy_work_comes_first(bench_gpu):
+    """Each candidate runs once to warm up, then round by round; work queued
+    to keep the device busy runs before each start event, outside the timing."""
+    order = []
+
+    def candidate(name, duration):
+        def run():
+            order.append(name)
+            FakeEvent.clock[0] += duration
+
+        return run
+
+    def busy():
+        order.append("busy")
+        FakeEvent.clock[0] += 100.0
+
+    candidates = {"a": candidate("a", 1.0), "b": candidate("b", 2.0)}
+    assert bench_gpu.median_ms(candidates, FakeEvent, 3) == {"a": 1.0, "b": 2.0}
+    assert order == ["a", "b"] * 4
+    order.clear()
+    assert bench_gpu._timed(candidates, FakeEvent, 2, busy=busy) == {"a": 1.0, "b": 2.0}
+    assert order == ["a", "b", "busy", "a", "busy", "b", "busy", "a", "busy", "b"]
+
+
+def test_without_a_cuda_torch_the_device_alone_is_not_timed(bench_gpu):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert bench_gpu.device_ms({"a": lambda: None}, FakeEvent, 3, {"a": 1.0}) == {"a": None}
 
 
 @pytest.mark.parametrize("installed", [True, False])
