@@ -213,30 +213,36 @@ def _neuron_indices(ndim: int) -> tuple[str, ...]:
     return tuple(f"n{k}" for k in range(ndim))
 
 
-def _aligned(value: Any, shape: tuple[int, ...], chunks: tuple[tuple[int, ...], ...]) -> Any:
-    """``value`` (a Dask or in-memory array that broadcasts to the neuron
-    ``shape``) as a Dask array whose axes are chunked like the neuron axes
-    they meet; axes of size 1 that broadcast stay one chunk."""
+def _companion(value: Any, shape: tuple[int, ...], chunks: tuple[tuple[int, ...], ...]) -> list[Any]:
+    """A state or parameter field as four blockwise arguments, ``(value,
+    index, slices, index)``, that give each task a ``(value, slices)`` pair
+    (:func:`_pieces` takes ``value[slices]``, or ``value`` when ``slices`` is
+    None): a float as it is; an array (Dask or in memory, broadcasting to
+    the neuron ``shape``) chunked like the neuron axes it meets, axes of
+    size 1 that broadcast in one chunk. A Dask array of one block, as the
+    default state is, goes whole to every task with the slice of its block:
+    that costs no rechunking tasks, each a scheduling round trip."""
+    if isinstance(value, float):
+        return [value, None, None, None]
     da = _dask_array()
+    neurons = _neuron_indices(len(shape))
     offset = len(shape) - value.ndim
+    index = neurons[offset:]
     target = tuple(chunks[offset + k] if size == shape[offset + k] else (size,) for k, size in enumerate(value.shape))
     if not isinstance(value, da.Array):
-        return da.from_array(value, chunks=target)
-    return value if value.chunks == target else value.rechunk(target)
+        return [da.from_array(value, chunks=target), index, None, None]
+    if value.chunks == target:
+        return [value, index, None, None]
+    if target == chunks[offset:] and all(blocks == 1 for blocks in value.numblocks):
+        from dask.layers import ArraySliceDep
+
+        return [value, tuple(f"whole-{axis}" for axis in index), ArraySliceDep(target), index]
+    return [value.rechunk(target), index, None, None]
 
 
-def _parameter_arguments(p: LIParameters, shape: tuple[int, ...], chunks: Any) -> list[Any]:
-    """``p``'s fields as blockwise ``(value, index)`` pairs, flattened:
-    floats as they are, arrays aligned with the neuron blocks."""
-    neurons = _neuron_indices(len(shape))
-    arguments: list[Any] = []
-    for value in p:
-        if isinstance(value, float):
-            arguments += [value, None]
-        else:
-            array = _aligned(value, shape, chunks)
-            arguments += [array, neurons[len(shape) - array.ndim :]]
-    return arguments
+def _companions(values: Any, shape: tuple[int, ...], chunks: tuple[tuple[int, ...], ...]) -> list[Any]:
+    """:func:`_companion` of each of ``values``, flattened."""
+    return [argument for value in values for argument in _companion(value, shape, chunks)]
 
 
 def _blockwise(name: str, task: Any, out: tuple[str, ...], *arguments: Any, like: Any, **options: Any) -> Any:
@@ -272,16 +278,31 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
     steps, shape, chunks = xs.shape[0], tuple(xs.shape[1:]), xs.chunks[1:]
     neurons = _neuron_indices(len(shape))
     backend = _block_backend(xs, xs.dtype)
-    v0, i0 = (_aligned(value, shape, chunks) for value in state)
+    start = _companions(state, shape, chunks)
     if steps == 0:
-        fresh = functools.partial(_fresh, dtype=dtype)
-        final = (xs, xs) if record_states else (v0, i0)
-        return xs.map_blocks(fresh, dtype=dtype), LIState(*(a.map_blocks(fresh, dtype=dtype) for a in final))
-    params = _parameter_arguments(p, shape, chunks)
+        fresh = functools.partial(_fresh_task, dtype=dtype)
+        voltages = xs.map_blocks(fresh, dtype=dtype)
+        if record_states:
+            return voltages, LIState(voltages, xs.map_blocks(fresh, dtype=dtype))
+        meta = _dask_array().utils.meta_from_array(xs._meta, ndim=len(shape), dtype=dtype)
+        copies = (
+            _dask_array().blockwise(
+                fresh,
+                neurons,
+                *_companion(value, shape, chunks),
+                meta=meta,
+                dtype=dtype,
+                align_arrays=False,
+                concatenate=True,
+            )
+            for value in state
+        )
+        return voltages, LIState(*copies)
+    params = _companions(p, shape, chunks)
     time, both = ("t", *neurons), ("t", "s", *neurons)
     lengths = xs.chunks[0]
     if len(lengths) == 1:
-        entering, index = (v0, i0), neurons
+        entering = start
     else:
         head = xs[: steps - lengths[-1], ...]  # the last chunk's end state is not needed
         ends = _blockwise(
@@ -301,25 +322,23 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
             time,
             ends.rechunk({0: -1}),
             both,
-            v0,
-            neurons,
-            i0,
-            neurons,
+            *start,
             *params,
             like=ends,
             adjust_chunks={"t": len(lengths)},
         )
-        entering, index = tuple(_take(carried, k, time, time, xs.dtype).rechunk({0: 1}) for k in (0, 1)), time
+        entering = [
+            argument
+            for k in (0, 1)
+            for argument in (_take(carried, k, time, time, xs.dtype).rechunk({0: 1}), time, None, None)
+        ]
     blocks = _blockwise(
         "chunk-scan",
         functools.partial(_chunk_scan_task, backend=backend, dt=dt, record_states=record_states, dtype=dtype),
         time,
         xs,
         time,
-        entering[0],
-        index,
-        entering[1],
-        index,
+        *entering,
         *params,
         like=xs,
     )
@@ -335,18 +354,13 @@ def _step(x: Any, state: LIState, p: LIParameters, dt: float, dtype: Any) -> tup
     the compute dtype, one task per block; results in ``dtype``."""
     shape, chunks = tuple(x.shape), x.chunks
     neurons = _neuron_indices(len(shape))
-    v0, i0 = (_aligned(value, shape, chunks) for value in state)
     blocks = _blockwise(
         "step",
         functools.partial(_step_task, backend=_block_backend(x, x.dtype), dt=dt, dtype=dtype),
         neurons,
         x,
         neurons,
-        v0,
-        neurons,
-        i0,
-        neurons,
-        *_parameter_arguments(p, shape, chunks),
+        *_companions((*state, *p), shape, chunks),
         like=x,
     )
     v, v_state, i = (_take(blocks, k, neurons, neurons, dtype) for k in range(3))
@@ -363,11 +377,12 @@ def _like(x: Any, value: Any) -> Any:
     return namespace(x).asarray(value, dtype=x.dtype)
 
 
-def _block_setup(backend: str, x: Any, parameters: tuple[Any, Any, Any]) -> tuple[Any, LIParameters]:
-    """The block's backend (looked up by name where the task runs) and its
-    parameters in ``x``'s library and dtype."""
-    chosen = li_core.get_backend(backend)
-    return chosen, LIParameters(*(_like(x, value) for value in parameters))
+def _pieces(backend: str, x: Any, pairs: tuple[Any, ...]) -> tuple[Any, list[Any]]:
+    """The block's backend (looked up by name where the task runs) and the
+    task's ``(value, slices)`` pairs (:func:`_companion`) as blocks in
+    ``x``'s library and dtype."""
+    values = [value if slices is None else value[slices] for value, slices in zip(pairs[::2], pairs[1::2])]
+    return li_core.get_backend(backend), [_like(x, value) for value in values]
 
 
 def _lane_scan(backend: Any) -> Any:
@@ -383,55 +398,57 @@ def _cast(x: Any, dtype: Any) -> Any:
     return namespace(x).astype(x, dtype, copy=False)
 
 
-def _fresh(x: Any, dtype: Any) -> Any:
-    """A new array of ``x``'s data in ``dtype``."""
-    return namespace(x).astype(x, dtype, copy=True)
+def _fresh_task(x: Any, slices: Any = None, *, dtype: Any) -> Any:
+    """A new array of ``x``'s data (or of ``x[slices]``) in ``dtype``."""
+    return namespace(x).astype(x if slices is None else x[slices], dtype, copy=True)
 
 
-def _chunk_end_task(x: Any, *parameters: Any, backend: str, dt: float) -> Any:
-    """Phase 1 on a block ``[L, *block]``: its final state scanned from rest,
-    stacked as ``[1, 2, *block]`` (``v``, ``i``)."""
-    chosen, p = _block_setup(backend, x, parameters)
+def _chunk_end_task(x: Any, *pairs: Any, backend: str, dt: float) -> Any:
+    """Phase 1 on a block ``[L, *block]`` with the parameters' pairs: its
+    final state scanned from rest, stacked as ``[1, 2, *block]`` (``v``, ``i``)."""
+    chosen, p = _pieces(backend, x, pairs)
     xp = namespace(x)
-    end = chunk_ends(xp.expand_dims(x, axis=1), p, dt, _lane_scan(chosen))
+    end = chunk_ends(xp.expand_dims(x, axis=1), LIParameters(*p), dt, _lane_scan(chosen))
     return xp.stack([end.v, end.i], axis=1)
 
 
-def _carry_task(ends: Any, v0: Any, i0: Any, *parameters: Any, backend: str, dt: float, length: int) -> tuple[Any, Any]:
+def _carry_task(ends: Any, *pairs: Any, backend: str, dt: float, length: int) -> tuple[Any, Any]:
     """Phase 2 on a column of neuron blocks: the ends from rest of chunks
-    ``0 .. K-2``, ``[K-1, 2, *block]``, and the initial state give the state
-    entering each of the ``K`` chunks, ``(v, i)`` of ``[K, *block]``."""
-    chosen, p = _block_setup(backend, ends, parameters)
+    ``0 .. K-2``, ``[K-1, 2, *block]``, and the initial state and the
+    parameters (pairs) give the state entering each of the ``K`` chunks,
+    ``(v, i)`` of ``[K, *block]``."""
+    chosen, (v0, i0, *values) = _pieces(backend, ends, pairs)
+    p = LIParameters(*values)
     xp = namespace(ends)
     transition = chunk_transition(p, dt, length, ends, _lane_scan(chosen))
-    start = LIState(_like(ends, v0), _like(ends, i0))
+    start = LIState(v0, i0)
     ends = xp.concat([ends, xp.zeros_like(ends[:1, ...])])  # carry reads rows 0..K-2; the last fills the shape
     entering = carry(LIState(ends[:, 0, ...], ends[:, 1, ...]), start, transition, p.v_leak)
     return entering.v, entering.i
 
 
-def _chunk_scan_task(
-    x: Any, v: Any, i: Any, *parameters: Any, backend: str, dt: float, record_states: bool, dtype: Any
-) -> tuple[Any, ...]:
+def _chunk_scan_task(x: Any, *pairs: Any, backend: str, dt: float, record_states: bool, dtype: Any) -> tuple[Any, ...]:
     """Phase 3 on a block ``[L, *block]`` from its entering state ``v``,
-    ``i`` (``[*block]``, or ``[1, *block]`` from the carry):
-    ``(voltages, v, i)`` sequences with ``record_states``, else
-    ``(voltages, final)`` with the final state stacked as ``[1, 2, *block]``;
-    all in ``dtype``."""
-    chosen, p = _block_setup(backend, x, parameters)
+    ``i`` (``[*block]``, or ``[1, *block]`` from the carry) with the
+    parameters (all as pairs): ``(voltages, v, i)`` sequences with
+    ``record_states``, else ``(voltages, final)`` with the final state
+    stacked as ``[1, 2, *block]``; all in ``dtype``."""
+    chosen, (v, i, *values) = _pieces(backend, x, pairs)
     xp = namespace(x)
     lanes = (1, *x.shape[1:])
-    start = LIState(xp.reshape(_like(x, v), lanes), xp.reshape(_like(x, i), lanes))
+    start = LIState(xp.reshape(v, lanes), xp.reshape(i, lanes))
+    p = LIParameters(*values)
     voltages, final = rescan_chunks(xp.expand_dims(x, axis=1), start, p, dt, record_states, _lane_scan(chosen))
     if record_states:
         return _cast(voltages, dtype), _cast(final.v, dtype), _cast(final.i, dtype)
     return _cast(voltages, dtype), _cast(xp.stack([final.v, final.i], axis=1), dtype)
 
 
-def _step_task(x: Any, v: Any, i: Any, *parameters: Any, backend: str, dt: float, dtype: Any) -> tuple[Any, Any, Any]:
-    """One Euler step of a block on its backend: ``(v', state.v, state.i)`` in ``dtype``."""
-    chosen, p = _block_setup(backend, x, parameters)
-    v_new, state = chosen.feed_forward_step(x, LIState(_like(x, v), _like(x, i)), p, dt)
+def _step_task(x: Any, *pairs: Any, backend: str, dt: float, dtype: Any) -> tuple[Any, Any, Any]:
+    """One Euler step of a block on its backend, with the state and the
+    parameters as pairs: ``(v', state.v, state.i)`` in ``dtype``."""
+    chosen, (v, i, *values) = _pieces(backend, x, pairs)
+    v_new, state = chosen.feed_forward_step(x, LIState(v, i), LIParameters(*values), dt)
     return _cast(v_new, dtype), _cast(state.v, dtype), _cast(state.i, dtype)
 
 
