@@ -191,14 +191,15 @@ def check(got, expected, dtype, what):
 
 # Steps, neuron shapes and parameter shapes (None: a Python float), with the
 # number of blocks of kernels.BLOCK = 64 threads they take (one thread per
-# neuron) and how the steps fall into the scan's load groups (16 steps for
-# float and __half, 8 for double).
+# neuron) and how the steps fall into the scan's load groups (32 steps for
+# float and __half, 16 for double: ``Tuning<T>::scan_group``).
 SCAN_CASES = {
     "1000 steps (whole groups and 8), 1000 neurons, 16 blocks, per-neuron": (
         1000,
         (1000,),
         [(1000,), (1000,), (1000,)],
     ),
+    "65 steps (2 groups and 1; 4 and 1), 130 neurons, 3 blocks": (65, (130,), [(130,), None, (130,)]),
     "257 neurons, 5 blocks, scalars": (3, (257,), [None, None, None]),
     "32 steps (whole groups), 256 neurons, 4 full blocks": (32, (256,), [(256,), None, ()]),
     "[3, 300], trailing and leading axes": (31, (3, 300), [(300,), (3, 1), None]),
@@ -208,6 +209,19 @@ SCAN_CASES = {
     "T = 1": (1, (300,), [(300,), (300,), None]),
     "T = 0": (0, (300,), [(300,), None, (300,)]),
 }
+
+
+def test_scan_cases_cover_every_way_steps_fall_into_load_groups():
+    """For the look-ahead the kernel source declares for each element size,
+    some case has several groups and a remainder, some only whole groups, and
+    some fewer steps than a group (a retuning must keep the cases covering it)."""
+    source = launcher.KERNEL_SOURCE.read_text()
+    found = re.search(r"scan_group = sizeof\(T\) == 8 \? (\d+) : (\d+);", source)
+    assert found, "Tuning<T>::scan_group not found in li_kernels.cu"
+    for group in map(int, found.groups()):
+        ways = {(steps // group > 1 and steps % group > 0, steps % group == 0 < steps, 0 < steps < group)
+                for steps, _, _ in SCAN_CASES.values()}  # fmt: skip
+        assert {(True, False, False), (False, True, False), (False, False, True)} <= ways, group
 
 
 @pytest.mark.parametrize("record_states", [False, True], ids=["final", "record"])

@@ -106,23 +106,30 @@ __global__ void li_step(
 // threads at batch 32 x 1024), so each thread loads its inputs for a group of
 // steps ahead, and the next group while it computes the current one: two
 // groups of reads in flight although each step depends on the previous one.
-// Splitting time into chunks instead would read the input twice (a pass for
-// the chunks' end states, one to rescan them), 1.5x a copy's traffic, more
-// than it can gain. The launch bounds cap the registers (64 for float and
-// __half, 128 for double, by ptxas -v on sm_75..sm_90, without spills) so that
-// up to 1024 (512) threads stay resident per multiprocessor, and blocks are
-// small (kernels.py) so that few neurons still spread over every
-// multiprocessor. Blocks never exceed LI_MAX_BLOCK threads.
+// With few neurons a thread waits about one memory latency per group, so the
+// scan takes (steps / group) latencies: 16-step groups made T=1000 over 32k
+// neurons take 1.5x a copy on an H200, whatever the block size, hence 32-step
+// groups for float and __half (16 for double: the same bytes). Splitting time
+// into chunks instead would read the input twice (a pass for the chunks' end
+// states, one to rescan them), 1.5x a copy's traffic, more than it can gain.
+// The launch bounds cap the registers (128 for the forward scan, 64 for the
+// float and __half adjoint, 128 for the double one, by ptxas -v on
+// sm_75..sm_90, without spills) so that 512 threads (1024 for the float
+// adjoint) stay resident per multiprocessor, each with a group of loads in
+// flight, and blocks are small (kernels.py) so that few neurons still spread
+// over every multiprocessor. Blocks never exceed LI_MAX_BLOCK threads.
 #define LI_MAX_BLOCK 256
 
 template <typename T>
 struct Tuning {
-    static constexpr int scan_group = sizeof(T) == 8 ? 8 : 16;     // steps per load group, forward
+    static constexpr int scan_group = sizeof(T) == 8 ? 16 : 32;   // steps per load group, forward
+    static constexpr int scan_min_blocks = 2;                     // of LI_MAX_BLOCK threads, resident
     static constexpr int backward_group = 4;                      // ... adjoint (up to 4 loads a step)
-    static constexpr int min_blocks = sizeof(T) == 8 ? 2 : 4;       // of LI_MAX_BLOCK threads, resident
+    static constexpr int backward_min_blocks = sizeof(T) == 8 ? 2 : 4;
 };
 #define LI_SCAN_GROUP (Tuning<T>::scan_group)
-#define LI_BOUNDS __launch_bounds__(LI_MAX_BLOCK, Tuning<T>::min_blocks)
+#define LI_SCAN_BOUNDS __launch_bounds__(LI_MAX_BLOCK, Tuning<T>::scan_min_blocks)
+#define LI_BACKWARD_BOUNDS __launch_bounds__(LI_MAX_BLOCK, Tuning<T>::backward_min_blocks)
 
 // The whole sequence in one launch: thread n keeps neuron n's state in
 // registers and walks the time-major [steps, n_neurons] input, so a warp reads
@@ -130,7 +137,7 @@ struct Tuning {
 // (and to voltages_copy[t]), i_t to currents[t], j_t = i_{t-1} + x_t to js[t],
 // and the final state to v_last and i_last; a null output is not written.
 template <typename T>
-__global__ void LI_BOUNDS li_scan(
+__global__ void LI_SCAN_BOUNDS li_scan(
     const T* __restrict__ xs, const T* __restrict__ v0, const T* __restrict__ i0,
     Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
     T* __restrict__ voltages, T* __restrict__ voltages_copy, T* __restrict__ currents, T* __restrict__ js,
@@ -201,7 +208,7 @@ struct AdjointInput {
 //   dv_leak[n] = a * sum_t lam_t
 // (v_{-1} = v0[n]), each sum accumulated group by group in the compute type.
 template <typename T>
-__global__ void LI_BOUNDS li_scan_backward(
+__global__ void LI_BACKWARD_BOUNDS li_scan_backward(
     const T* __restrict__ gv, long long gv_step, long long gv_neuron,
     const T* __restrict__ gis, const T* __restrict__ gi_last, Parameter<T> a, Parameter<T> d, Parameter<T> v_leak,
     const T* __restrict__ v0, const T* __restrict__ voltages, const T* __restrict__ js,
