@@ -120,7 +120,7 @@ def scan(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, k
     """``li_neurons::scan`` on CUDA: ``(voltages [T, ...], currents [T, ...]
     if record else the final i, the j sequence if keep else an empty tensor)``."""
     dtype, neurons = _dtype(xs), xs.shape[1:]
-    rates = _rate("a", a, xs), _rate("d", d, xs), _rate("v_leak", v_leak, xs)
+    rates = _rates(a, d, v_leak, xs)
     xs, v0, i0 = xs.contiguous(), _laid_out(v0, neurons), _laid_out(i0, neurons)
     empty_like = _torch().empty_like  # (contiguous like its argument, and faster than new_empty)
     voltages = empty_like(xs)
@@ -157,7 +157,7 @@ def scan_backward(
     A ``gi`` of None is zero (nothing is read). ``dv0`` is always computed
     (one value per neuron), so ``need_v0`` changes nothing here."""
     dtype, neurons = _dtype(gv), gv.shape[1:]
-    rates = _rate("a", a, gv), _rate("d", d, gv), _rate("v_leak", v_leak, gv)
+    rates = _rates(a, d, v_leak, gv)
     gv, gv_strides = _strides(gv)
     torch = _torch()
     dx = torch.empty_like(gv, memory_format=torch.contiguous_format)  # (gv may be a broadcast view)
