@@ -2,7 +2,8 @@
 
     python benchmarks/bench_dask.py memory  [--repeats 7]
     python benchmarks/bench_dask.py time    [--repeats 3]
-    python benchmarks/bench_dask.py zarr    --store /tmp/li-bench.zarr [--steps 20000 --neurons 262144]
+    python benchmarks/bench_dask.py zarr    [--store /tmp/li-bench-dask.zarr --steps 20000 --neurons 262144
+                                             --chunk-steps 2000 --chunk-neurons 4096 --no-compress]
 
 ``memory``: ``li_scan`` T=1000, batch 32, 1024 neurons, float32, in 2 neuron
 chunks on 2 worker processes (one thread each), against the ``numpy`` backend
@@ -137,7 +138,7 @@ def out_of_core(args: argparse.Namespace) -> None:
     with cluster(2, memory_limit=limit) as local, Client(local) as client:
         pids = client.run(os.getpid)
         start = time.perf_counter()
-        voltages.to_zarr(args.store, mode="w")
+        voltages.to_zarr(args.store, mode="w", **({} if args.compress else {"compressors": None}))
         seconds = time.perf_counter() - start
         peaks = client.run(peak_rss)
         restarted = client.run(os.getpid) != pids
@@ -148,7 +149,8 @@ def out_of_core(args: argparse.Namespace) -> None:
     got = np.asarray(stored[:, : args.slice])
     slice_gb = want.nbytes / 1e9
     print(f"out of core: li_scan T={args.steps:,}, {args.neurons:,} neurons, 100 inputs, float32 into Zarr")
-    print(f"  blocks of {args.chunk_steps} steps x {args.chunk_neurons} neurons; 2 workers limited to 2 GiB each")
+    compression = "Zarr's default compressor" if args.compress else "uncompressed"
+    print(f"  blocks of {args.chunk_steps} steps x {args.chunk_neurons} neurons, {compression}; 2 workers, 2 GiB each")
     print(f"  dask into {args.store}: {gigabytes:.1f} GB in {seconds:.1f} s = {gigabytes / seconds:.3f} GB/s")
     print(f"  peak worker memory: {', '.join(f'{p / GIB:.2f} GiB' for p in peaks.values())} (limit 2 GiB)")
     print(f"  workers restarted: {'yes' if restarted else 'no'}")
@@ -169,6 +171,9 @@ def main() -> None:
     parser.add_argument("--chunk-neurons", type=int, default=4096)
     parser.add_argument("--slice", type=int, default=4096, help="neurons of the numpy comparison")
     parser.add_argument("--keep", action="store_true", help="keep the Zarr store")
+    parser.add_argument(
+        "--no-compress", dest="compress", action="store_false", help="store uncompressed (default: Zarr's default)"
+    )
     args = parser.parse_args()
     if args.which == "memory":
         args.repeats = args.repeats or 7

@@ -39,8 +39,9 @@ docs/model.md ("Few neurons, long runs: the blocked scan"); docs/dask.md
 covers clusters, chunking and Zarr output. Time chunks must have one length
 (the last may differ); other chunkings are rechunked to the longest.
 
-half precision is computed in float32 (the inputs cast block by block) and
-returned in its own dtype.
+Half precision is computed in float32 (the inputs cast block by block) and
+returned in its own dtype. The state, weights and parameters reach each task
+as ``(value, slices)`` pairs (:func:`_companion`).
 """
 
 from __future__ import annotations
@@ -282,8 +283,8 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
     if steps == 0:
         fresh = functools.partial(_fresh_task, dtype=dtype)
         voltages = xs.map_blocks(fresh, dtype=dtype)
-        if record_states:
-            return voltages, LIState(voltages, xs.map_blocks(fresh, dtype=dtype))
+        if record_states:  # (three Array objects: setitem on one leaves the others)
+            return voltages, LIState(xs.map_blocks(fresh, dtype=dtype), xs.map_blocks(fresh, dtype=dtype))
         meta = _dask_array().utils.meta_from_array(xs._meta, ndim=len(shape), dtype=dtype)
         copies = (
             _dask_array().blockwise(
