@@ -297,6 +297,9 @@ def bench_torch(repeats: int) -> list[dict]:
 def torch_path(torch: Any, cuda: Any) -> str:
     """Which path ``li_neurons::scan`` takes on CUDA tensors: "fused" when the
     op has a CUDA kernel and the bridge is active, else why not."""
+    from li_backends.torch import _scan_op
+
+    _scan_op()  # the ops are registered on first use
     try:
         registered = torch._C._dispatch_has_kernel_for_dispatch_key("li_neurons::scan", "CUDA")
     except Exception as exc:  # noqa: BLE001 - a private API: report, do not fail
