@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import abc
 import importlib
+import importlib.metadata
+import re
 import sys
 from typing import Any, ClassVar
 
@@ -27,6 +29,39 @@ from .arrays import namespace
 from .types import LIParameters, LIState
 
 DISTRIBUTION = "li-neurons"
+
+
+def extra_requirements(extra: str) -> list[str]:
+    """The requirements of this project's ``extra`` as its installed metadata
+    lists them, nested extras (``li-neurons[torch,cupy]``) expanded; empty
+    where the metadata is missing (a checkout used without installing it)."""
+    try:
+        requires = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    found: list[str] = []
+    for line in requires:
+        requirement, _, marker = line.partition(";")
+        if not re.search(rf"""extra\s*==\s*["']{re.escape(extra)}["']""", marker):
+            continue
+        nested = re.fullmatch(r"\s*li[-_.]neurons\s*\[([^\]]*)\]\s*", requirement, flags=re.IGNORECASE)
+        if nested is None:
+            found.append(requirement.strip())
+        else:
+            for name in nested.group(1).split(","):
+                found += extra_requirements(name.strip())
+    return list(dict.fromkeys(found))
+
+
+def install_command(extra: str) -> str:
+    """How to install what this project's ``extra`` brings. li-neurons is not
+    on a package index, so never ``pip install "li-neurons[extra]"``: the
+    extra's own requirements, and the extra itself for a checkout."""
+    checkout = f'pip install -e ".[{extra}]" in a checkout of li-neurons'
+    requirements = extra_requirements(extra)
+    if not requirements:
+        return checkout
+    return "pip install " + " ".join(f'"{r}"' for r in requirements) + f" (the {extra} extra; or {checkout})"
 
 
 class Backend(abc.ABC):
@@ -81,7 +116,7 @@ class Backend(abc.ABC):
         """The command that installs what this backend needs."""
         if self.extra is None:
             return None
-        return f'pip install "{DISTRIBUTION}[{self.extra}]"'
+        return install_command(self.extra)
 
     @abc.abstractmethod
     def handles(self, x: Any) -> bool:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-PLOT_EXTRA = 'pip install "li-neurons[plot]"'
+from .backend import install_command
 
 
 def _split(text: str) -> list[str]:
@@ -32,7 +32,10 @@ def _positive_int(text: str) -> int:
 
 
 def _no_matplotlib(what: str) -> int:
-    print(f"li: matplotlib is not installed, so {what} was not written. To get it: {PLOT_EXTRA}", file=sys.stderr)
+    print(
+        f"li: matplotlib is not installed, so {what} was not written. To get it: {install_command('plot')}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -205,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate a population driven by Poisson spikes and plot it",
         description="Simulate leaky integrators driven by Poisson spike trains through random weights for one "
         "second of model time (T=1000 steps of 1 ms, one li_scan call), print a summary and write a PNG "
-        f"with the input raster and a few voltage traces (needs matplotlib: {PLOT_EXTRA}). A chunked backend "
+        f"with the input raster and a few voltage traces (needs matplotlib: {install_command('plot')}). A chunked backend "
         "(dask) streams the voltages into a Zarr store with a progress bar, parallel over time and neurons.",
     )
     demo.add_argument("--backend", default="numpy", metavar="NAME", help="backend to run on (default: numpy)")

@@ -1,7 +1,7 @@
 """Exchanging leaky integrators with other tools through NIR.
 
 NIR (the Neuromorphic Intermediate Representation, the ``nir`` package:
-``pip install "li-neurons[nir]"``) describes a population of these neurons as
+the ``nir`` extra) describes a population of these neurons as
 a ``CubaLI`` node in continuous time,
 
     tau_syn * dI/dt = -I + w_in * S,        tau_mem * dv/dt = (v_leak - v) + r * I,
@@ -32,7 +32,7 @@ import numpy as np
 
 from .api import li_scan
 from .arrays import describe, device, library_name, namespace
-from .backend import Backend
+from .backend import Backend, install_command
 from .registry import get_backend, list_backends
 from .types import LIParameters, LIState
 from .validation import check_dt
@@ -40,7 +40,7 @@ from .validation import check_dt
 try:
     import nir
 except ImportError as error:  # the extra is optional; say how to get it
-    raise ImportError(f'li_core.nir needs the nir package: pip install "li-neurons[nir]" ({error})') from error
+    raise ImportError(f"li_core.nir needs the nir package: {install_command('nir')} ({error})") from error
 
 __all__ = ["NIRModel", "from_nir", "module_to_nir", "to_nir"]
 

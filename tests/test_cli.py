@@ -16,6 +16,7 @@ import pytest
 
 import li_core
 from li_core import bench, cli, demo
+from li_core.backend import install_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUBCOMMANDS = ("backends", "demo", "bench", "check", "compare")
@@ -109,7 +110,7 @@ def test_demo_summary_equals_li_scan_and_writes_png(capsys, tmp_path):
         assert f"wrote {image}" in out
         assert_png(image)
     else:
-        assert 'pip install "li-neurons[plot]"' in err
+        assert install_command("plot") in err
         assert not image.exists()
 
 
@@ -128,7 +129,7 @@ def test_demo_without_matplotlib_names_the_extra(capsys, tmp_path, monkeypatch):
     assert status == 0
     assert "voltage: mean" in out  # the summary is still printed
     assert "matplotlib is not installed" in err
-    assert 'pip install "li-neurons[plot]"' in err
+    assert install_command("plot") in err
     assert not image.exists()
 
 
@@ -207,7 +208,7 @@ def test_bench_table_and_plot(capsys, tmp_path):
     if has_matplotlib():
         assert_png(chart)
     else:
-        assert 'pip install "li-neurons[plot]"' in err
+        assert install_command("plot") in err
 
 
 def an_autograd_backend() -> str:
@@ -266,7 +267,7 @@ def test_demo_on_an_unavailable_backend_says_why_and_how_to_fix_it(capsys, missi
     status, _, err = run_li(capsys, "demo", "--backend", missing_backend)
     assert status == 2
     assert "a_library_that_is_not_installed" in err
-    assert 'pip install "li-neurons[missing]"' in err
+    assert 'pip install -e ".[missing]"' in err  # no such extra: the checkout command
 
 
 def test_measure_counts_runs_and_synchronises_each():

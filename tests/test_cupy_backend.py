@@ -20,6 +20,7 @@ import li_core
 from li_backends.cupy import CuPyBackend
 from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, li_step
 from li_core import reference as ref
+from li_core.backend import install_command
 from li_core.testing.tolerances import assert_matches
 
 
@@ -45,7 +46,8 @@ def test_declared_capabilities():
     assert backend.dtypes == ("float16", "float32", "float64")
     assert backend.devices == ("cuda",)
     assert backend.autograd is False
-    assert backend.install_hint() == 'pip install "li-neurons[cupy]"'
+    assert backend.install_hint() == install_command("cupy")
+    assert '"nvidia-cuda-nvrtc-cu12==12.*"' in backend.install_hint()  # NVRTC compiles the kernels
 
 
 def test_registering_and_handles_do_not_import_cupy():
@@ -73,7 +75,7 @@ def test_without_cupy_the_reason_is_the_import_error(fresh_registry):
     with pytest.raises(li_core.BackendUnavailableError) as raised:
         li_scan(np.zeros((2, 3)), backend="cupy")
     assert reason in str(raised.value)
-    assert 'pip install "li-neurons[cupy]"' in str(raised.value)
+    assert install_command("cupy") in str(raised.value)
 
 
 @pytest.mark.skipif(cupy_import_error() is not None, reason="cupy is not installed here")
@@ -105,7 +107,7 @@ def test_availability_with_a_stand_in_cupy(monkeypatch, fresh_registry, device_c
     if reason is not None:
         with pytest.raises(li_core.BackendUnavailableError) as raised:
             li_scan(np.zeros((2, 3)), backend="cupy")
-        assert reason in str(raised.value) and 'pip install "li-neurons[cupy]"' in str(raised.value)
+        assert reason in str(raised.value) and install_command("cupy") in str(raised.value)
 
 
 # --- on a CUDA device ----------------------------------------------------------------

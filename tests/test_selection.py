@@ -1,7 +1,9 @@
 """The contract (docs/contract.md), section 3: which backend a call uses, and why."""
 
+import importlib.metadata
 import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 import li_core
 from li_backends.numpy import NumPyBackend
 from li_core import BackendNotFoundError, BackendUnavailableError, li_feed_forward_step, li_scan, use_backend
+from li_core.backend import install_command
 
 
 class Recording(NumPyBackend):
@@ -138,11 +141,37 @@ def test_explicit_unavailable_backend_never_falls_back(extra_backends):
         li_scan(X)
 
 
+def _declared_extra(name: str) -> list[str]:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11")
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    return pyproject["project"]["optional-dependencies"][name]
+
+
 def test_unavailable_reason_carries_the_install_command(extra_backends, monkeypatch):
+    """li-neurons is on no package index: the hint names the extra's own
+    requirements (as declared in pyproject.toml) and the checkout command."""
     _, broken, _ = extra_backends
     monkeypatch.setattr(type(broken), "extra", "torch", raising=False)
-    with pytest.raises(BackendUnavailableError, match=r'pip install "li-neurons\[torch\]"'):
+    with pytest.raises(BackendUnavailableError) as info:
         li_scan(X, backend="broken")
+    message = str(info.value)
+    for requirement in _declared_extra("torch"):
+        assert f'"{requirement}"' in message
+    assert 'pip install -e ".[torch]"' in message and "li-neurons[" not in message
+
+
+def test_nested_extras_are_expanded_in_the_install_command():
+    command = install_command("cuda")  # cuda = li-neurons[torch,cupy]
+    for requirement in _declared_extra("torch") + _declared_extra("cupy"):
+        assert f'"{requirement}"' in command
+
+
+def test_install_command_without_metadata_is_the_checkout_command(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "requires", missing)
+    assert install_command("torch") == 'pip install -e ".[torch]" in a checkout of li-neurons'
 
 
 def test_explicit_backend_that_does_not_handle_the_arrays_raises(fresh_registry):

@@ -31,8 +31,6 @@ from typing import Any
 from li_backends.cupy import kernels, launcher
 from li_backends.cupy.kernels import Memory, Rate
 
-#: the extra that installs CuPy for the fused path
-EXTRA = 'pip install "li-neurons[cuda]"'
 #: set to False to run torch's own loop on CUDA even where the fused kernels
 #: can run (the benchmarks time both)
 FUSED = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from li_core.arrays import FLOATING
+from li_core.backend import install_command
 
 from .compare import CASES
 
@@ -28,7 +29,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         import pytest  # noqa: F401
     except ImportError:
-        print('li check needs pytest: pip install "li-neurons[test]"')
+        print(f"li check needs pytest: {install_command('test')}")
         return 2
     from .runner import run_conformance
 

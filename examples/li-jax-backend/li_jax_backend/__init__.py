@@ -70,7 +70,7 @@ class JaxBackend(li_core.Backend):
         return None
 
     def install_hint(self) -> str:
-        return "pip install li-jax-backend jax"
+        return 'pip install ./examples/li-jax-backend "jax>=0.4.30" (from a checkout of li-neurons)'
 
     def handles(self, x: Any) -> bool:
         jax = sys.modules.get("jax")
