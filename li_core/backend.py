@@ -118,6 +118,11 @@ class Backend(abc.ABC):
             return None
         return install_command(self.extra)
 
+    def notes(self) -> str | None:
+        """Anything else ``li backends`` should tell about this available
+        backend (e.g. which algorithm runs where), or None."""
+        return None
+
     @abc.abstractmethod
     def handles(self, x: Any) -> bool:
         """Does this backend compute on arrays like ``x``? Must be cheap and

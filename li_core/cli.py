@@ -88,9 +88,12 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         return 0
     print(format_table(BACKEND_COLUMNS, [backend_row(info, unavailable="no (see below)") for info in infos]))
     for info in infos:
+        backend = get_backend(info.name)
         if not info.available:
-            hint = get_backend(info.name).install_hint()
+            hint = backend.install_hint()
             print(f"\n{info.name} is unavailable: {info.reason}" + (f"\n  to install it: {hint}" if hint else ""))
+        elif note := backend.notes():
+            print(f"\n{info.name}: {note}")
     return 0
 
 

@@ -388,3 +388,18 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0
     assert result.stdout.strip() == f"li-neurons {li_core.__version__}"
+
+
+def test_backends_says_which_path_torch_takes_on_cuda(capsys, monkeypatch):
+    pytest.importorskip("torch")
+    from li_backends.torch import cuda
+
+    monkeypatch.setattr(cuda, "fused_unavailable", lambda: "ModuleNotFoundError: No module named 'cupy'")
+    status, out, _ = run_li(capsys, "backends")
+    assert status == 0
+    note = next(line for line in out.splitlines() if line.startswith("torch: on CUDA"))
+    assert "torch's own loop (ModuleNotFoundError: No module named 'cupy')" in note
+    assert install_command("cuda") in note
+    monkeypatch.setattr(cuda, "fused_unavailable", lambda: None)
+    _, out, _ = run_li(capsys, "backends")
+    assert "torch: on CUDA, scans run the fused CUDA kernels" in out

@@ -64,6 +64,19 @@ class TorchBackend(li_core.Backend):
     devices = ("cpu", "cuda")
     autograd = True
 
+    def notes(self) -> str:
+        """Which path a scan takes on CUDA tensors."""
+        from li_core.backend import install_command
+
+        from . import cuda
+
+        if not cuda.FUSED:
+            return "on CUDA, scans run torch's own loop (the fused kernels are switched off: cuda.FUSED is False)"
+        reason = cuda.fused_unavailable()
+        if reason is None:
+            return "on CUDA, scans run the fused CUDA kernels of li_backends/cupy (through CuPy, on torch's stream)"
+        return f"on CUDA, scans run torch's own loop ({reason}); for the fused kernels: {install_command('cuda')}"
+
     def handles(self, x: Any) -> bool:
         torch = sys.modules.get("torch")
         return torch is not None and isinstance(x, torch.Tensor)
