@@ -20,10 +20,13 @@ backend's ``asarray``, so every backend times the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import os
 import platform
+import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -289,7 +292,9 @@ def _cpu_name() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on: OS, CPU, core count, Python."""
+    """What the numbers were measured on and how: OS, CPU, core count,
+    Python, the date (UTC), the git commit of the code when it runs from a
+    checkout, and the command line."""
     from . import __version__
 
     return {
@@ -298,7 +303,27 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "li_neurons": __version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _commit(),
+        "command": shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
     }
+
+
+def _commit() -> str | None:
+    """The git commit of this package's checkout (with ``+dirty`` for
+    uncommitted changes), or None outside a checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def _gpu_name(x: Any) -> str | None:
@@ -573,6 +598,9 @@ def describe_settings(report: dict[str, Any]) -> str:
         f"{', quick sizes' if settings['quick'] else ''}; li-neurons {machine['li_neurons']} on {machine['cpu']} "
         f"({machine['cpu_count']} CPUs{', GPU ' + ', '.join(gpus) if gpus else ''}), {machine['platform']}, "
         f"Python {machine['python']}"
+        + (f"; {machine['date']}" if machine.get("date") else "")
+        + (f", commit {machine['commit']}" if machine.get("commit") else "")
+        + (f", `{machine['command']}`" if machine.get("command") else "")
     )
 
 

@@ -403,3 +403,21 @@ def test_backends_says_which_path_torch_takes_on_cuda(capsys, monkeypatch):
     monkeypatch.setattr(cuda, "fused_unavailable", lambda: None)
     _, out, _ = run_li(capsys, "backends")
     assert "torch: on CUDA, scans run the fused CUDA kernels" in out
+
+
+def test_bench_results_record_date_commit_and_command():
+    info = bench.machine_info()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", info["date"])
+    assert info["command"]
+    checkout = subprocess.run(
+        ["git", "-C", str(Path(bench.__file__).parent), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if checkout.returncode == 0:
+        assert info["commit"].startswith(checkout.stdout.strip())
+    else:
+        assert info["commit"] is None
+    line = bench.describe_settings(
+        {"machine": info, "settings": {"dtype": "float32", "repeats": 3, "quick": True}, "results": []}
+    )
+    assert info["date"] in line and info["command"] in line
