@@ -79,7 +79,9 @@ def scan(
     xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool = False
 ) -> tuple[Any, LIState]:
     """Euler steps over the time-first ``xs``; with ``w`` all ``T`` steps are
-    projected by one matmul first."""
+    projected by one matmul first. The slices come from ``unstack`` where the
+    namespace has it (Array API 2023.12): indexing ``xs[t]`` in a loop makes
+    an autograd backward quadratic in ``T``."""
     xp = namespace(xs)
     dtype = xs.dtype
     xs, current, w, p = _upcast(xp, xs, state, w, p)
@@ -87,8 +89,9 @@ def scan(
         xs = xp.matmul(xs, xp.matrix_transpose(w))
     a, d = rates(p, dt)
     vs, is_ = [], []
-    for t in range(xs.shape[0]):
-        current = LIState(*_euler(xs[t, ...], current, a, d, p.v_leak))
+    slices = xp.unstack(xs, axis=0) if hasattr(xp, "unstack") else (xs[t, ...] for t in range(xs.shape[0]))
+    for x_t in slices:
+        current = LIState(*_euler(x_t, current, a, d, p.v_leak))
         vs.append(current.v)
         is_.append(current.i)
     if not vs:
