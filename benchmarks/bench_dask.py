@@ -1,7 +1,7 @@
 """The dask backend on a ``dask.distributed.LocalCluster``, figures side by side.
 
     python benchmarks/bench_dask.py memory  [--repeats 7]
-    python benchmarks/bench_dask.py time    [--repeats 3]
+    python benchmarks/bench_dask.py time    [--repeats 5]
     python benchmarks/bench_dask.py zarr    [--store /tmp/li-bench-dask.zarr --steps 20000 --neurons 262144
                                              --chunk-steps 2000 --chunk-neurons 4096 --no-compress]
 
@@ -12,8 +12,9 @@ and kept there, and so are the voltages (persisted and waited for): what is
 timed is building the graph, scheduling it and the scan.
 
 ``time``: T=100,000, 4096 neurons, float32, in 16 time chunks (one neuron
-chunk, so only the time axis runs in parallel), on 2 workers against 1; the
-``numpy`` backend in this process for scale.
+chunk, so only the time axis runs in parallel), on 2 workers against 1 (both
+clusters up, their runs alternating); the ``numpy`` backend in this process
+for scale.
 
 ``zarr``: T=20,000 steps of 262,144 neurons (21 GB of float32 voltages), 100
 Poisson inputs through random weights as in ``li demo``, streamed into a Zarr
@@ -59,27 +60,31 @@ def cluster(workers: int, memory_limit: int | str = "auto") -> LocalCluster:
         processes=True,
         host="127.0.0.1",
         memory_limit=memory_limit,
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
     )
 
 
+def persisted_once(client: Client, make: Callable[[], Any]) -> float:
+    """Seconds of building ``make()``'s lazy voltages, computing them into
+    worker memory and waiting for them. Afterwards (untimed) the results are
+    released and the scheduler has forgotten them: the keys are the same
+    every run, and results still held would be reused."""
+    start = time.perf_counter()
+    voltages = client.persist(make())
+    wait(voltages)
+    seconds = time.perf_counter() - start
+    keys = set(dask.core.flatten(voltages.__dask_keys__()))
+    del voltages
+    while client.run_on_scheduler(lambda dask_scheduler, keys=keys: bool(keys & dask_scheduler.tasks.keys())):
+        time.sleep(0.01)
+    return seconds
+
+
 def persisted_seconds(client: Client, make: Callable[[], Any], repeats: int) -> float:
-    """Median seconds of building ``make()``'s lazy voltages, computing them
-    into worker memory and waiting for them. Between runs (untimed) the
-    results are released and the scheduler has forgotten them: the keys are
-    the same every run, and results still held would be reused."""
-    times = []
-    for _ in range(repeats + 1):  # the first run is a warm-up
-        start = time.perf_counter()
-        voltages = client.persist(make())
-        wait(voltages)
-        times.append(time.perf_counter() - start)
-        keys = set(dask.core.flatten(voltages.__dask_keys__()))
-        del voltages
-        while client.run_on_scheduler(lambda dask_scheduler, keys=keys: bool(keys & dask_scheduler.tasks.keys())):
-            time.sleep(0.01)
-    return statistics.median(times[1:])
+    """Median of :func:`persisted_once` over ``repeats`` runs after one warm-up run."""
+    persisted_once(client, make)
+    return statistics.median(persisted_once(client, make) for _ in range(repeats))
 
 
 def random_input(client: Client, shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[da.Array, np.ndarray]:
@@ -87,7 +92,7 @@ def random_input(client: Client, shape: tuple[int, ...], chunks: tuple[int, ...]
     there, and the same numbers in this process."""
     xs = client.persist(da.random.default_rng(0).standard_normal(shape, chunks=chunks, dtype=np.float32))
     wait(xs)
-    return xs, xs.compute()
+    return xs, client.compute(xs).result()
 
 
 def in_memory(args: argparse.Namespace) -> None:
@@ -102,17 +107,27 @@ def in_memory(args: argparse.Namespace) -> None:
 
 def parallel_in_time(args: argparse.Namespace) -> None:
     steps, neurons, chunks = 100_000, 4096, 16
-    seconds = {}
-    for workers in (1, 2):
-        with cluster(workers) as local, Client(local) as client:
-            xs, xs_np = random_input(client, (steps, neurons), (steps // chunks, neurons))
-            seconds[workers] = persisted_seconds(client, lambda xs=xs: li_scan(xs)[0], args.repeats)
-            del xs
+    with cluster(1) as one, cluster(2) as two, Client(one) as client_1, Client(two) as client_2:
+        clients = {1: client_1, 2: client_2}
+        inputs = {n: random_input(c, (steps, neurons), (steps // chunks, neurons))[0] for n, c in clients.items()}
+        xs_np = client_1.compute(inputs[1]).result()
+        runs: dict[int, list[float]] = {1: [], 2: []}
+        for repeat in range(args.repeats + 1):  # alternating, so that a busy spell hits both; the first is a warm-up
+            for workers, client in clients.items():
+                seconds = persisted_once(client, lambda xs=inputs[workers]: li_scan(xs)[0])
+                if repeat:
+                    runs[workers].append(seconds)
     numpy_s = measure(lambda: li_scan(xs_np, backend="numpy"), repeats=args.repeats).median
+    one_s, two_s = statistics.median(runs[1]), statistics.median(runs[2])
     print(f"parallel in time: li_scan T={steps:,}, {neurons} neurons, float32, {chunks} time chunks")
     print(f"  numpy backend, this process             {numpy_s:8.2f} s")
-    print(f"  dask, 1 worker                          {seconds[1]:8.2f} s")
-    print(f"  dask, 2 workers                         {seconds[2]:8.2f} s   {seconds[1] / seconds[2]:5.2f}x faster")
+    print(
+        f"  dask, 1 worker                          {one_s:8.2f} s   (runs: {', '.join(f'{t:.2f}' for t in runs[1])})"
+    )
+    print(
+        f"  dask, 2 workers                         {two_s:8.2f} s   (runs: {', '.join(f'{t:.2f}' for t in runs[2])})"
+    )
+    print(f"  2 workers are {one_s / two_s:.2f}x faster than 1")
 
 
 def peak_rss() -> int:
@@ -163,7 +178,7 @@ def out_of_core(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["memory", "time", "zarr"])
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 7 in memory, 3 in time)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 7 in memory, 5 in time)")
     parser.add_argument("--store", default="/tmp/li-bench-dask.zarr", help="Zarr store of the zarr benchmark")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--neurons", type=int, default=262_144)
@@ -179,7 +194,7 @@ def main() -> None:
         args.repeats = args.repeats or 7
         in_memory(args)
     elif args.which == "time":
-        args.repeats = args.repeats or 3
+        args.repeats = args.repeats or 5
         parallel_in_time(args)
     else:
         out_of_core(args)

@@ -51,6 +51,7 @@ import functools
 import math
 import operator
 import sys
+import warnings
 from typing import Any
 
 import li_core
@@ -162,7 +163,9 @@ class DaskBackend(li_core.Backend):
                 (*leading, "auto"), shape=(*leading, w.shape[0]), dtype=_numpy().dtype(compute)
             )[-1]
             w = da.from_array(w, chunks=(out, x.chunks[-1]))
-        return da.matmul(x, w.astype(compute).T)
+        with warnings.catch_warnings():  # time chunks times neuron chunks is the intended blocking
+            warnings.simplefilter("ignore", da.PerformanceWarning)
+            return da.matmul(x, w.astype(compute).T)
 
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
