@@ -94,6 +94,14 @@ class DaskBackend(li_core.Backend):
             return f"{type(exc).__name__}: {exc}"
         return None
 
+    def notes(self) -> str:
+        """Which backend computes NumPy blocks here (li_core's selection)."""
+        numpy_blocks = _chosen_for(_numpy().empty(0, dtype="float32"), "dask blocks")
+        return (
+            f"results are lazy Dask arrays; NumPy blocks run on {numpy_blocks!r} and CuPy blocks on the backend "
+            "chosen for them; a chunked time axis runs in parallel"
+        )
+
     def handles(self, x: Any) -> bool:
         da = sys.modules.get("dask.array")
         return da is not None and isinstance(x, da.Array)
