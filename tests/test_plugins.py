@@ -69,7 +69,7 @@ x = np.ones((3, 1), dtype=np.float64)
 result["numpy_auto"] = li_core.li_scan(x)[0].ravel().tolist()
 if "good" in result["backends"]:
     result["good"] = li_core.li_scan(x, backend="good")[0].ravel().tolist()
-result["heavy_imported"] = [m for m in ("torch", "cupy", "jax") if m in sys.modules]
+result["heavy_imported"] = [m for m in ("torch", "cupy", "jax", "dask", "distributed", "zarr") if m in sys.modules]
 print(json.dumps(result))
 """
 

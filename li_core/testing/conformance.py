@@ -534,9 +534,12 @@ def _bad_calls(target: Target, case: Case):
 
 
 def _foreign(target: Target, shape: tuple[int, ...]):
-    """An array of another library than the target's, in the target's dtype."""
+    """An array of a library that the target's backend accepts neither as its
+    input nor beside it (its companions, e.g. NumPy beside Dask arrays), in
+    the target's dtype."""
     x = np.zeros(shape, dtype=np.float32 if target.dtype in ("float16", "bfloat16") else target.dtype)
-    if library_name(target.array(np.zeros(1))) != "numpy":
+    probe = target.array(np.zeros(1))
+    if library_name(probe) != "numpy" and "numpy" not in target.backend.companions(probe):
         return x
     strict = pytest.importorskip("array_api_strict", reason="needs array-api-strict: pip install array-api-strict")
     return strict.asarray(x)
