@@ -1,4 +1,4 @@
-"""SPEC section 5 details that the per-backend suite does not reach: argument
+"""The contract (docs/contract.md), section 5: details that the per-backend suite does not reach: argument
 kinds the core rejects whatever the backend, and the core's defaults."""
 
 import warnings
