@@ -440,7 +440,10 @@ def _time_case(
     # costs of the library and device, and the loop can take minutes
     loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), loop_sync, warmup=0, max_seconds=max_seconds)
     loop_timing = _scaled(loop_timing, workload.steps / loop_steps)
+    norse = _norse_fields(library, workload, loop_xs, p_loop, repeats, loop_sync, max_seconds)
+    norse["speedup_over_norse"] = norse["norse_median_s"] / fused_timing.median if norse else None
     return {
+        **norse,
         "status": "ok",
         "gpu": _gpu_name(xs),
         "repeats": fused_timing.repeats,
@@ -455,6 +458,49 @@ def _time_case(
         "ratio_to_loop": fused_timing.median / loop_timing.median,
         "speedup_over_loop": loop_timing.median / fused_timing.median,
     }
+
+
+def _norse_module(p: LIParameters, device: Any) -> Any | None:
+    """Norse's ``LI`` module with the parameters ``p``, or None where Norse
+    is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("norse") is None:
+        return None
+    import torch
+    from norse.torch import LI
+    from norse.torch import LIParameters as NorseParameters
+
+    values = [v if isinstance(v, torch.Tensor) else torch.tensor(v, device=device) for v in p]
+    return LI(p=NorseParameters(*values), dt=DT)
+
+
+def _norse_fields(
+    library: str | None,
+    workload: Workload,
+    xs: Any,
+    p: LIParameters,
+    repeats: int,
+    sync: Any,
+    max_seconds: float | None,
+) -> dict[str, Any]:
+    """Norse 1.1's ``LI`` module timed on the same torch input (over the step
+    loop's steps, scaled like it), for the feed-forward workloads when Norse is
+    installed; else no fields."""
+    if library != "torch" or workload.inputs is not None:
+        return {}
+    module = _norse_module(p, xs.device)
+    if module is None:
+        return {}
+
+    def norse(a: Any) -> Any:
+        return module(a)[0]
+
+    run = _gradient(library, norse, xs) if workload.training else (lambda: norse(xs))
+    if run is None:
+        return {}
+    timing = measure(run, min(repeats, LOOP_REPEATS), sync, max_seconds=max_seconds)
+    return _timing_fields("norse_", _scaled(timing, workload.steps / xs.shape[0]))
 
 
 def _scaled(timing: Timing, factor: float) -> Timing:
@@ -605,7 +651,9 @@ def describe_settings(report: dict[str, Any]) -> str:
 
 
 #: the columns of :func:`result_table`
-RESULT_HEADERS = ["backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup"]
+RESULT_HEADERS = [
+    "backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup", "norse", "vs norse",
+]  # fmt: skip
 
 
 def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
@@ -629,6 +677,8 @@ def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
                 f"{row['ratio_to_copy']:.3g}",
                 format_seconds(row["loop_median_s"]) + ("*" if row.get("loop_scaled") else ""),
                 f"{row['speedup_over_loop']:.3g}x",
+                format_seconds(row["norse_median_s"]) if row.get("norse_median_s") else "-",
+                f"{row['speedup_over_norse']:.3g}x" if row.get("speedup_over_norse") else "-",
             ]
         )
     return table, notes
@@ -645,7 +695,9 @@ def format_results(report: dict[str, Any]) -> str:
     parts += [
         "",
         "x copy: li_scan's time over copying its input once on the same device; "
-        "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's.",
+        "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's; "
+        "norse, vs norse: Norse's LI module on the same torch input (feed-forward workloads, when Norse is "
+        "installed; timed like the loop) and its time over li_scan's.",
     ]
     scaled = {row["workload"]: row["loop_steps"] for row in report["results"] if row.get("loop_scaled")}
     parts += [

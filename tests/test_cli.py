@@ -421,3 +421,15 @@ def test_bench_results_record_date_commit_and_command():
         {"machine": info, "settings": {"dtype": "float32", "repeats": 3, "quick": True}, "results": []}
     )
     assert info["date"] in line and info["command"] in line
+
+
+def test_bench_has_a_norse_column_when_norse_is_installed():
+    pytest.importorskip("torch")
+    pytest.importorskip("norse", reason="Norse is not installed: the norse column stays empty")
+    report = bench.run(["torch"], ["small"], repeats=1, quick=True, devices=["cpu"], progress=False)
+    (row,) = [r for r in report["results"] if r["status"] == "ok"]
+    assert row["norse_median_s"] > 0 and row["speedup_over_norse"] == pytest.approx(
+        row["norse_median_s"] / row["median_s"]
+    )
+    table, _ = bench.result_table(report)
+    assert table[0][bench.RESULT_HEADERS.index("vs norse")].endswith("x")
