@@ -226,3 +226,17 @@ def test_more_than_2_to_the_31_elements_on_the_gpu(cupy):
     expected_vs, expected = li_scan(one, backend="numpy")
     np.testing.assert_allclose(cupy.asnumpy(vs[-1]).astype(np.float32), expected_vs[-1, 0], rtol=1e-3)
     np.testing.assert_allclose(cupy.asnumpy(state.i).astype(np.float32), expected.i[0], rtol=1e-3)
+
+
+@needs_gpu
+def test_float16_projection_is_multiplied_in_float32():
+    """4096 products of 1e-3 summed: float16 arithmetic stalls near 2 (its spacing
+    there is 2e-3); in float32 the sum is 4.096, then rounded once to float16."""
+    import cupy
+
+    x = cupy.ones((1, 4096), dtype=cupy.float16)
+    w = cupy.full((1, 4096), 1e-3, dtype=cupy.float16)
+    got = CuPyBackend().project(x, w)
+    want = (np.ones((1, 4096), np.float32) @ np.full((4096, 1), np.float16(1e-3), np.float32)).astype(np.float16)
+    assert got.dtype == cupy.float16
+    np.testing.assert_array_equal(cupy.asnumpy(got), want)

@@ -95,8 +95,12 @@ class CuPyBackend(li_core.Backend):
         return launcher.cupy().asnumpy(x)
 
     def project(self, x: Any, w: Any) -> Any:
-        """``x @ w.T`` by cuBLAS."""
-        return launcher.cupy().matmul(x, w.T)
+        """``x @ w.T`` by cuBLAS; float16 is multiplied in float32 and rounded
+        once to float16, the kernels' input type."""
+        cupy = launcher.cupy()
+        if x.dtype == cupy.float16:
+            return cupy.matmul(x.astype(cupy.float32), w.T.astype(cupy.float32)).astype(cupy.float16)
+        return cupy.matmul(x, w.T)
 
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
         cupy = launcher.cupy()
