@@ -24,6 +24,8 @@ import importlib
 import sys
 from typing import Any
 
+import numpy
+
 import li_core
 from li_core.types import LIParameters, LIState
 
@@ -98,8 +100,8 @@ class CuPyBackend(li_core.Backend):
         """``x @ w.T`` by cuBLAS; float16 is multiplied in float32 and rounded
         once to float16, the kernels' input type."""
         cupy = launcher.cupy()
-        if x.dtype == cupy.float16:
-            return cupy.matmul(x.astype(cupy.float32), w.T.astype(cupy.float32)).astype(cupy.float16)
+        if x.dtype == numpy.float16:  # (CuPy's dtypes are NumPy's)
+            return cupy.matmul(x.astype(numpy.float32), w.T.astype(numpy.float32)).astype(numpy.float16)
         return cupy.matmul(x, w.T)
 
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
