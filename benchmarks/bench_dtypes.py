@@ -9,14 +9,16 @@
     backend (CPU, one thread) in bfloat16, float32 and float64, each beside a
     copy of its input; the median of ``--repeats`` interleaved rounds after a
     warm-up, process CPU time by default.
-``slow float32``
-    per-neuron ``dt*tau_inv`` on a half-decade ladder from 1 down to 1e-9
-    (membrane rates ascending where the synaptic ones descend, plus a neuron
-    slow and one fast in both), 100,000 steps of random inputs with mean 0.5,
-    float32, as a fraction of the float32 tolerance against the float64
-    ``numpy`` backend: the ``numpy`` backend (its default path), its loop,
-    and the ``dask`` backend with 100 time chunks of 1000 steps (when Dask is
-    installed).
+``slow``
+    per-neuron ``dt*tau_inv`` on a half-decade ladder from 1 down to 1e-9 (or
+    1e-4; membrane rates ascending where the synaptic ones descend, plus a
+    neuron slow and one fast in both), 100,000 steps of random inputs with
+    mean 0.5, the error as a fraction of the tolerance: the ``dask`` backend
+    (100 time chunks of 1000 steps, when Dask is installed) against the
+    ``numpy`` backend in float64 and in float32 (what
+    ``tests/test_dask_backend.py`` checks), and in float32 against the float64
+    ``numpy`` backend, beside the ``numpy`` backend's default (blocked) path
+    and its loop.
 
 The report goes to docs/results/dtypes.json (see benchmarks/recording.py).
 """
@@ -83,31 +85,48 @@ def ladder_case(slowest_decade: int, steps: int) -> tuple[np.ndarray, LIState, L
     return xs, state, p
 
 
-def slow_float32(figures: dict[str, float]) -> list[list[Any]]:
-    xs, state, p = ladder_case(9, 100_000)
-    want, _ = li_scan(xs, state, None, p, DT, backend="numpy")
-    x32 = xs.astype(np.float32)
-    s32 = LIState(*(s.astype(np.float32) for s in state))
-    p32 = LIParameters(*(q.astype(np.float32) for q in p))
-    results = {"numpy": li_scan(x32, s32, None, p32, DT, backend="numpy")[0]}
-    saved, numpy_backend.BLOCKED = numpy_backend.BLOCKED, False
+def as_dtype(xs: np.ndarray, state: LIState, p: LIParameters, dtype: str) -> tuple[Any, LIState, LIParameters]:
+    return xs.astype(dtype), LIState(*(s.astype(dtype) for s in state)), LIParameters(*(q.astype(dtype) for q in p))
+
+
+def numpy_scan(xs: Any, state: LIState, p: LIParameters, blocked: bool = True) -> np.ndarray:
+    saved, numpy_backend.BLOCKED = numpy_backend.BLOCKED, blocked
     try:
-        results["numpy, loop"] = li_scan(x32, s32, None, p32, DT, backend="numpy")[0]
+        return li_scan(xs, state, None, p, DT, backend="numpy")[0]
     finally:
         numpy_backend.BLOCKED = saved
+
+
+def slow_accuracy(figures: dict[str, float]) -> list[list[Any]]:
+    """Errors as fractions of the tolerance (see the module docstring)."""
     try:
         import dask
         import dask.array as da
     except ImportError:
-        pass
-    else:
-        lazy, _ = li_scan(da.from_array(x32, chunks=(1000, -1)), s32, None, p32, DT)
-        results["dask, 100 time chunks"] = dask.compute(lazy)[0]
+        dask = None
+
+    def dask_scan(xs: Any, state: LIState, p: LIParameters) -> np.ndarray | None:
+        if dask is None:
+            return None
+        return dask.compute(li_scan(da.from_array(xs, chunks=(1000, -1)), state, None, p, DT)[0])[0]
+
     rows = []
-    for name, got in results.items():
-        ratio = error_ratio(got, want, "float32")
-        figures[f"slow float32 1e-9, {name}: v / tolerance"] = ratio
-        rows.append([name, f"{ratio:.2g}"])
+
+    def row(name: str, got: np.ndarray | None, want: np.ndarray, dtype: str) -> None:
+        if got is not None:
+            ratio = error_ratio(got, want, dtype)
+            figures[f"{name}: v / tolerance"] = ratio
+            rows.append([name, f"{ratio:.2g}"])
+
+    case9 = ladder_case(9, 100_000)
+    exact = numpy_scan(*case9)
+    row("float64, rates to 1e-9: dask against the numpy backend", dask_scan(*case9), exact, "float64")
+    case4 = as_dtype(*ladder_case(4, 100_000), "float32")
+    row("float32, rates to 1e-4: dask against the numpy backend", dask_scan(*case4), numpy_scan(*case4), "float32")
+    case9_32 = as_dtype(*case9, "float32")
+    row("float32, rates to 1e-9: numpy (blocked) against float64", numpy_scan(*case9_32), exact, "float32")
+    row("float32, rates to 1e-9: numpy loop against float64", numpy_scan(*case9_32, blocked=False), exact, "float32")
+    row("float32, rates to 1e-9: dask against float64", dask_scan(*case9_32), exact, "float32")
     return rows
 
 
@@ -122,7 +141,7 @@ def main() -> None:
         "speed": table(
             ["backend", "float16 / bfloat16", "float32", "float64"], speed(args.repeats, CLOCKS[args.clock], figures)
         ),
-        "slow float32": table(["float32, rates down to 1e-9", "voltages / tolerance"], slow_float32(figures)),
+        "slow": table(["100,000 steps, 100 time chunks for dask", "voltages / tolerance"], slow_accuracy(figures)),
     }
     settings = {"repeats": args.repeats, "clock": args.clock, "shape": list(SHAPE), "dt": DT, "numpy": np.__version__}
     for name, stored in tables.items():

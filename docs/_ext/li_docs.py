@@ -11,6 +11,10 @@
     The table and bar chart of a ``li bench --json`` report (default: the
     ``li_bench_results`` config value, relative to the docs source folder),
     with the machine it was measured on.
+``{li-results-table} PATH NAME``
+    The table ``NAME`` stored by a script in ``benchmarks/`` in the JSON file
+    ``PATH`` (relative to the docs source folder, e.g. ``results/blocked.json``),
+    under a line that names the command, the machine, the date and the commit.
 ``{li-compare}``
     The ``li compare`` table, computed while the docs are built.
 
@@ -189,6 +193,34 @@ class BenchResults(SphinxDirective):
         return [nodes.raw("", html, format="html")]
 
 
+def _with_literals(text: str) -> nodes.paragraph:
+    """A paragraph of ``text`` whose single-backtick parts are code."""
+    paragraph = nodes.paragraph()
+    for k, part in enumerate(re.split(r"`(.+?)`", text)):
+        paragraph += nodes.literal(text=part) if k % 2 else nodes.Text(part)
+    return paragraph
+
+
+class ResultsTable(SphinxDirective):
+    """One table of a report stored by ``benchmarks/recording.py``."""
+
+    required_arguments = 2
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        path = Path(self.env.srcdir) / self.arguments[0]
+        self.env.note_dependency(str(path))
+        report = json.loads(path.read_text(encoding="utf-8"))
+        stored = report["tables"][self.arguments[1]]
+        machine = report["machine"]
+        where = (
+            f"Measured with `{machine['command']}` on {machine['cpu']} ({machine['cpu_count']} cores), "
+            f"{machine['date']}, commit {machine['commit']}; stored in `docs/{self.arguments[0]}`."
+        )
+        rows = [[_with_literals(cell) for cell in row] for row in stored["rows"]]
+        return [_with_literals(where), _table(stored["headers"], rows)]
+
+
 class CompareTable(SphinxDirective):
     """``li compare`` run while the docs are built: every registered backend
     and declared dtype against the float64 reference."""
@@ -243,5 +275,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("li-backends", BackendsTable)
     app.add_directive("li-cli-help", CliHelp)
     app.add_directive("li-bench-results", BenchResults)
+    app.add_directive("li-results-table", ResultsTable)
     app.add_directive("li-compare", CompareTable)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
