@@ -28,7 +28,10 @@ by default of the process CPU time (the machine may be shared). Measured:
     the conformance suite's slow case (:func:`li_core.testing.cases.slow_case`,
     ``dt*tau_inv`` from 1 down to 1e-4, 20,000 steps) in float32: the loop and
     the blocked scan with chunks of 2 and 7 steps and the rule's, as fractions
-    of the tolerance for ``v`` and ``i`` (the recorded sequences).
+    of the tolerance for ``v`` and ``i`` (the recorded sequences); beside them
+    the designs these replaced, rebuilt here: the carry with the decays stored
+    as ``c^L`` and ``b^L``, the carry adding the large state last, and the
+    loop in coefficient form ``c*v + a*(j + v_leak)``, ``b*j``.
 
 The report goes to docs/results/blocked.json (see benchmarks/recording.py).
 """
@@ -52,6 +55,7 @@ from li_core.blocked_scan import (
     chunk_length,
     chunk_transition,
     from_chunks,
+    rescan_chunks,
     to_chunks,
 )
 from li_core.testing.cases import slow_case
@@ -213,6 +217,66 @@ def measure_long(repeats: int, clock: Callable[[], float], figures: dict[str, fl
     return rows
 
 
+def carry_powers(ends: LIState, start: LIState, transition: Any, v_leak: Any) -> LIState:
+    """Phase 2 with the decays stored as ``c^L`` and ``b^L`` (rounded near 1
+    for slow neurons): the design that :func:`li_core.blocked_scan.carry` replaced."""
+    decay_v, decay_i = 1 - transition.v_lost, 1 - transition.i_lost
+    v, i = start
+    vs, is_ = [v], [i]
+    for k in range(ends.v.shape[0] - 1):
+        v = v_leak + (decay_v * (v - v_leak) + transition.i_to_v * i + (ends.v[k] - v_leak))
+        i = decay_i * i + ends.i[k]
+        vs.append(v)
+        is_.append(i)
+    return LIState(np.stack(vs), np.stack(is_))
+
+
+def carry_state_last(ends: LIState, start: LIState, transition: Any, v_leak: Any) -> LIState:
+    """Phase 2 with the complements but the chunk's final state added last:
+    ``v_e + (g_L i + (u - (1 - c^L) u))``, rounding the large state the same way every chunk."""
+    v, i = start
+    vs, is_ = [v], [i]
+    for k in range(ends.v.shape[0] - 1):
+        u = v - v_leak
+        v = ends.v[k] + (transition.i_to_v * i + (u - transition.v_lost * u))
+        i = ends.i[k] + (i - transition.i_lost * i)
+        vs.append(v)
+        is_.append(i)
+    return LIState(np.stack(vs), np.stack(is_))
+
+
+def blocked_with(carry_fn: Any, xs: np.ndarray, state: LIState, p: LIParameters, dt: float, length: int) -> LIState:
+    """The recorded ``v`` and ``i`` of the blocked scan with phase 2 done by ``carry_fn``."""
+    lane = li_core.get_backend("numpy").loop
+    chunks = xs.shape[0] // length
+    x_chunks = to_chunks(xs, length)
+    zeros = np.zeros(x_chunks.shape[1:], dtype=xs.dtype)
+    lanes_p = LIParameters(*(q + zeros for q in p))
+    _, ends = lane(x_chunks, LIState(lanes_p.v_leak, zeros), lanes_p, dt, False)
+    entering = carry_fn(ends, state, chunk_transition(p, dt, length, xs, lane), p.v_leak)
+    _, states = rescan_chunks(x_chunks, entering, lanes_p, dt, True, lane)
+    if chunks * length < xs.shape[0]:
+        _, tail = lane(xs[chunks * length :], LIState(states.v[-1], states.i[-1]), p, dt, True)
+        states = LIState(np.concatenate([states.v, tail.v]), np.concatenate([states.i, tail.i]))
+    return states
+
+
+def coefficient_form(xs: np.ndarray, state: LIState, p: LIParameters, dt: float) -> LIState:
+    """The loop written with the decay factors, ``v = c*v + a*(j + v_leak)``,
+    ``i = b*j``: the form the increment forms replaced."""
+    a = (dt * p.tau_mem_inv).astype(xs.dtype)
+    c, b = (1 - a).astype(xs.dtype), (1 - dt * p.tau_syn_inv).astype(xs.dtype)
+    v, i = state
+    vs, is_ = [], []
+    for x in xs:
+        j = i + x
+        v = c * v + a * (j + p.v_leak)
+        i = b * j
+        vs.append(v)
+        is_.append(i)
+    return LIState(np.stack(vs), np.stack(is_))
+
+
 def measure_accuracy(figures: dict[str, float]) -> list[list[Any]]:
     lane = li_core.get_backend("numpy").loop
     slow = slow_case(1e-4)
@@ -221,11 +285,19 @@ def measure_accuracy(figures: dict[str, float]) -> list[list[Any]]:
     state = LIState(*(s.astype(np.float32) for s in slow.state))
     p = LIParameters(*(q.astype(np.float32) for q in slow.p))
     steps = xs.shape[0]
-    runs = {"loop": lane(xs, state, p, slow.dt, True)}
+    runs = {"loop": lane(xs, state, p, slow.dt, True)[1]}
     for length in (2, 7, chunk_length(steps, math.prod(xs.shape[1:]))):
-        runs[f"L = {length}"] = blocked_scan(xs, state, None, p, slow.dt, True, lane_scan=lane, length=length)
+        runs[f"blocked, L = {length}"] = blocked_scan(xs, state, None, p, slow.dt, True, lane_scan=lane, length=length)[
+            1
+        ]
+    for length in (2, 7, 20):
+        runs[f"removed: decays stored as c^L, b^L, L = {length}"] = blocked_with(
+            carry_powers, xs, state, p, slow.dt, length
+        )
+    runs["removed: state added last, L = 2"] = blocked_with(carry_state_last, xs, state, p, slow.dt, 2)
+    runs["removed: loop in coefficient form"] = coefficient_form(xs, state, p, slow.dt)
     rows = []
-    for name, (_, got) in runs.items():
+    for name, got in runs.items():
         v, i = error_ratio(got.v, want.v, "float32"), error_ratio(got.i, want.i, "float32")
         figures[f"slow case, {name}: v / tolerance"] = v
         figures[f"slow case, {name}: i / tolerance"] = i
