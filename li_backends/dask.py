@@ -89,7 +89,7 @@ class DaskBackend(li_core.Backend):
 
     def availability(self) -> str | None:
         try:
-            import dask.array  # noqa: F401
+            import dask.array  # noqa: F401 - imported only to check that it is installed
         except Exception as exc:  # noqa: BLE001 - the reason is reported, not hidden
             return f"{type(exc).__name__}: {exc}"
         return None

@@ -41,7 +41,7 @@ def _no_matplotlib(what: str) -> int:
 
 def _has_matplotlib() -> bool:
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401 - imported only to check that it is installed
     except ImportError:
         return False
     return True

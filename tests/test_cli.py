@@ -30,7 +30,7 @@ def run_li(capsys, *argv: str) -> tuple[int, str, str]:
 
 def has_matplotlib() -> bool:
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401 - imported only to check that it is installed
     except ImportError:
         return False
     return True

@@ -526,7 +526,7 @@ def autograd_gradients(case: AdjointCase, parameters: bool) -> dict[str, np.ndar
     currents or the final one) by torch autograd through a loop of Euler steps
     in float64, in the contract's order."""
     torch = pytest.importorskip("torch", reason="torch is not installed: no autograd reference")
-    leaf = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    leaf = lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True)  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
     xs, v0, i0 = leaf(case.xs), leaf(case.v0), leaf(case.i0)
     a, d, v_leak = (r if isinstance(r, float) else leaf(r) for r in case.rates)
     v, i, vs, currents = v0, i0, [], []
@@ -549,7 +549,7 @@ def kernel_gradients(run, case: AdjointCase, dtype: str, parameters: bool) -> di
     ``li_scan_backward`` launched by ``run``, on ``dtype`` copies; each
     parameter's per-neuron shares summed to its shape here, as a caller does."""
     memory, compute = numpy_memory(), kernels.COMPUTE_TYPES[dtype]
-    typed = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    typed = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
     xs, v0, i0 = typed(case.xs), typed(case.v0), typed(case.i0)
     rates = tuple(kernels.Rate(r if isinstance(r, float) else typed(r)) for r in case.rates)
     voltages, js = np.empty_like(xs), np.empty_like(xs)
@@ -637,7 +637,7 @@ def test_li_scan_backward_reads_a_broadcast_voltage_gradient(host_library, dtype
     case.gv = np.broadcast_to(base, case.xs.shape).astype(np.float64)
     expected = autograd_gradients(case.rounded(dtype), parameters=True)
     memory = numpy_memory()
-    typed = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    typed = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
     xs, v0, i0 = typed(case.xs), typed(case.v0), typed(case.i0)
     rates = tuple(kernels.Rate(r if isinstance(r, float) else typed(r)) for r in case.rates)
     voltages, js = np.empty_like(xs), np.empty_like(xs)

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 da = pytest.importorskip("dask.array", reason="the dask backend needs dask[array]: pip install li-neurons[dask]")
-import dask  # noqa: E402
+import dask  # noqa: E402 - after the importorskip above, which skips the module without the library
 
-import li_core  # noqa: E402
-from li_backends.dask import DaskBackend  # noqa: E402
-from li_core import LIParameters, LIState, UnstableStepWarning, li_feed_forward_step, li_scan, li_step  # noqa: E402
-from li_core import reference as ref  # noqa: E402
-from li_core.testing.tolerances import assert_matches, error_ratio  # noqa: E402
+import li_core  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_backends.dask import DaskBackend  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core import LIParameters, LIState, UnstableStepWarning, li_feed_forward_step, li_scan, li_step  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core import reference as ref  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core.testing.tolerances import assert_matches, error_ratio  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 DT = 1e-3
 

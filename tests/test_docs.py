@@ -1,10 +1,15 @@
 """The documentation builds with warnings as errors, and its examples pass.
 
 Two Sphinx builds of ``docs/`` sharing one doctree cache, exactly what CI
-runs (see docs/conf.py):
+runs (see docs/conf.py), nitpicky (``-n``: a cross-reference that does not
+resolve is an error) and with warnings as errors:
 
-    python -m sphinx -W --keep-going -b html    docs docs/_build/html
-    python -m sphinx -W --keep-going -b doctest docs docs/_build/doctest
+    python -m sphinx -n -W --keep-going -b html    docs docs/_build/html
+    python -m sphinx -n -W --keep-going -b doctest docs docs/_build/doctest
+
+The doctest build runs each page in a namespace that starts empty, as a fresh
+interpreter does (docs/conf.py defines only the ``HAS_TORCH`` flag for
+``:skipif:``), and every example block imports what it uses.
 
 Every code block in the docs either runs (a ``{doctest}`` block, run by the
 doctest build), names the test that runs it, or says why it is not run, on a
@@ -19,6 +24,7 @@ The Sphinx builds are skipped, with the reason, when the ``docs`` extra
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -124,6 +130,78 @@ def test_the_code_block_rule_sees_every_kind_of_block(tmp_path):
     assert [above is not None for _, _, above in blocks] == [False, True, False, False, False]
 
 
+def doctest_sources(path: Path) -> list[tuple[int, str]]:
+    """(line, Python source) of every block the doctest builder runs on a page:
+    the ``>>>`` and ``...`` lines of ``{doctest}`` blocks, the body of the others."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    sources = []
+    for number, info, _ in code_blocks(path):
+        if (info.split() or [""])[0] not in RUN_BY_SPHINX:
+            continue
+        fence = FENCE.match(lines[number - 1])
+        assert fence is not None
+        body = []
+        for line in lines[number:]:
+            if line.strip() == fence["fence"]:
+                break
+            body.append(line)
+        if info.startswith("{doctest}"):
+            code = [line[4:] for line in body if line.startswith((">>> ", "... ")) or line in (">>>", "...")]
+        else:
+            code = [line for line in body if not line.startswith(":")]
+        sources.append((number, "\n".join(code)))
+    return sources
+
+
+def imported_names(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
+#: names an example can only have from an import
+IMPORTED_ONLY = {"np", "numpy", "da", "dask", "torch", "cupy", "nir", "li_core", "li_backends", *li_core.__all__}
+
+
+def missing_imports(path: Path) -> list[str]:
+    """Names that a block uses without importing them itself, where the name
+    is imported by some block of the page or is one that only an import gives
+    (``np``, ``li_scan``, ...): copied alone, that block fails."""
+    blocks = [(number, ast.parse(source)) for number, source in doctest_sources(path)]
+    on_the_page = set().union(*(imported_names(tree) for _, tree in blocks)) if blocks else set()
+    missing = []
+    for number, tree in blocks:
+        used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        bound |= {node.arg for node in ast.walk(tree) if isinstance(node, ast.arg)}
+        for name in sorted((used & (on_the_page | IMPORTED_ONLY)) - imported_names(tree) - bound):
+            missing.append(f"{path.relative_to(ROOT)}:{number}: {name}")
+    return missing
+
+
+def test_every_example_imports_what_it_uses():
+    """Each example block imports the modules and names it uses, so it runs
+    when copied into a fresh interpreter (the doctest build runs each page
+    with empty globals, which catches a name that no block imports)."""
+    missing = [name for path in docs_sources() for name in missing_imports(path)]
+    assert not missing, "example blocks that use a name without importing it:\n" + "\n".join(missing)
+
+
+def test_the_import_rule_sees_a_block_relying_on_another(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```{doctest}\n>>> import numpy as np\n>>> x = np.ones(2)\n```\n\n"
+        "```{doctest}\n>>> y = np.zeros(2) + x\n```\n\n"
+        "```{testcode}\nimport numpy as np\nprint(np.pi)\n```\n\n"
+        "```{doctest}\n>>> li_scan(x)\n```\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert missing_imports(page) == ["page.md:6: np", "page.md:15: li_scan"]
+
+
 def require_sphinx() -> None:
     for module in ("sphinx", "furo", "myst_parser"):
         pytest.importorskip(
@@ -132,7 +210,7 @@ def require_sphinx() -> None:
 
 
 def sphinx(builder: str, out: Path, doctrees: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", builder, "-d", str(doctrees)]
+    command = [sys.executable, "-m", "sphinx", "-n", "-W", "--keep-going", "-q", "-b", builder, "-d", str(doctrees)]
     return subprocess.run([*command, str(DOCS), str(out)], capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -184,3 +262,22 @@ def test_generated_tables_come_from_the_code(built):
     assert timed, "docs/benchmarks.json has no timed results"
     assert all(f"<p>{row['workload']}</p>" in bench_page for row in timed)
     assert "data:image/png;base64," in bench_page or "needs matplotlib" in bench_page
+
+
+#: a suppression comment and what follows it on the line
+SUPPRESSION = re.compile(r"#\s*(?:noqa|type:\s*ignore)\b(?P<codes>[:\[][^#]*?)?(?P<rest>\s*(?:#.*|[-(].*)?)$")
+
+
+def test_every_suppression_carries_its_reason():
+    """CONTRIBUTING.md says so: ``# noqa: CODE - reason``, ``# noqa: CODE (reason)``
+    or ``# type: ignore[code]  # reason`` on the same line."""
+    sources = [*ROOT.glob("*/**/*.py"), ROOT / "scripts" / "gpu-check"]
+    bare = []
+    for path in sources:
+        if "_build" in path.parts or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            match = SUPPRESSION.search(line)
+            if match and len(match["rest"].strip(" #-()")) < 3:
+                bare.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not bare, "suppressions without a reason:\n" + "\n".join(bare)

@@ -13,10 +13,10 @@ import pytest
 
 nir = pytest.importorskip("nir", reason='nir is not installed: pip install "li-neurons[nir]"')
 
-from li_core import LIParameters, LIState, li_scan  # noqa: E402
-from li_core.nir import from_nir, module_to_nir, to_nir  # noqa: E402
-from li_core.testing.cases import convert, random_case  # noqa: E402
-from li_core.testing.tolerances import assert_matches  # noqa: E402
+from li_core import LIParameters, LIState, li_scan  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core.nir import from_nir, module_to_nir, to_nir  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core.testing.cases import convert, random_case  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core.testing.tolerances import assert_matches  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 
 def _library(name: str):

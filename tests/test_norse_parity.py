@@ -25,8 +25,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from li_backends.torch_nn import LI, LICell, LILinearCell  # noqa: E402
-from li_core import LIParameters  # noqa: E402
+from li_backends.torch_nn import LI, LICell, LILinearCell  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core import LIParameters  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 NORSE_TESTS = {
     "functional": (

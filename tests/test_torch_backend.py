@@ -14,10 +14,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import li_backends.torch as torch_backend  # noqa: E402
-from li_backends.torch import loop, ops  # noqa: E402
-from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402
-from li_core.testing import assert_matches  # noqa: E402
+import li_backends.torch as torch_backend  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_backends.torch import loop, ops  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core.testing import assert_matches  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 DT = 1e-3
 F64 = torch.float64

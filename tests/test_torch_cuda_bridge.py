@@ -21,11 +21,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed")
 
-from cuda_host import host  # noqa: E402
+from cuda_host import host  # noqa: E402 - after the importorskip above, which skips the module without the library
 
-from li_backends.cupy import kernels  # noqa: E402
-from li_backends.torch import cuda  # noqa: E402
-from li_core.testing.tolerances import error_ratio  # noqa: E402
+from li_backends.cupy import kernels  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_backends.torch import cuda  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core.testing.tolerances import error_ratio  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 CUDA_REASON = (
     "no CUDA device: torch.cuda.is_available() is False"
@@ -324,7 +324,7 @@ def test_importing_the_bridge_imports_neither_torch_nor_cupy():
 
 def cuda_case(seed, steps, batch, neurons, dtype):
     rng = np.random.default_rng(seed)
-    make = lambda *shape: torch.tensor(rng.normal(size=shape), dtype=dtype, device="cuda")  # noqa: E731
+    make = lambda *shape: torch.tensor(rng.normal(size=shape), dtype=dtype, device="cuda")  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
     xs, v0, i0 = make(steps, batch, neurons), make(batch, neurons), make(batch, neurons)
     a, d, v_leak = random_rates(rng, [(neurons,), (batch, 1), None], dtype, device="cuda")
     return xs, v0, i0, a, d, v_leak

@@ -5,10 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch import nn  # noqa: E402
+from torch import nn  # noqa: E402 - after the importorskip above, which skips the module without the library
 
-from li_backends.torch_nn import LI, LICell, LILinearCell  # noqa: E402
-from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, li_step  # noqa: E402
+from li_backends.torch_nn import LI, LICell, LILinearCell  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, li_step  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 
 def test_cell_steps_like_the_functional_api_and_starts_at_rest():

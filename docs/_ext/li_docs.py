@@ -17,6 +17,9 @@
     under a line that names the command, the machine, the date and the commit.
 ``{li-compare}``
     The ``li compare`` table, computed while the docs are built.
+``{li-versions}``
+    Every requirement of li-neurons and its extras (from the installed
+    package's metadata) with the version installed where the docs are built.
 
 All of them re-read their pages on every build, so they never go stale; under
 the doctest builder they only leave a placeholder.
@@ -183,7 +186,7 @@ class BenchResults(SphinxDirective):
     def _chart(self, report: dict[str, Any], bench: Any) -> list[nodes.Node]:
         """The chart inline in the HTML (nothing is written to the source tree)."""
         try:
-            import matplotlib  # noqa: F401
+            import matplotlib  # noqa: F401 - imported only to check that it is installed
         except ImportError:
             return [nodes.paragraph(text="(The chart needs matplotlib, which was not installed.)")]
         png = io.BytesIO()
@@ -269,6 +272,47 @@ class CompareTable(SphinxDirective):
         return [_table(headers, rows)]
 
 
+class VersionsTable(SphinxDirective):
+    """The declared requirements beside the versions installed here."""
+
+    has_content = False
+    #: installed by CI (.ci/run) beside the extras, for the interop tests
+    CI_ONLY: ClassVar[list[str]] = ["jax", "norse", "nirtorch", "snntorch"]
+
+    def run(self) -> list[nodes.Node]:
+        import platform
+        from importlib import metadata
+
+        required: dict[tuple[str, str], list[str]] = {}
+        for line in metadata.requires("li-neurons") or []:
+            spec, _, marker = line.partition(";")
+            match = re.match(r"\s*([A-Za-z0-9_.-]+)(\[[^]]*\])?\s*(.*)", spec)
+            if match is None or match.group(1) == "li-neurons":
+                continue
+            extra = re.search(r'extra == "([^"]+)"', marker)
+            required.setdefault((match.group(1), match.group(3) or "any"), []).append(
+                extra.group(1) if extra else "(always)"
+            )
+        rows = [["Python", _requires_python(), "", platform.python_version()]]
+        for (name, spec), extras in required.items():
+            rows.append([name, spec, ", ".join(extras), _installed(metadata, name)])
+        rows += [[name, "", "(installed by CI only)", _installed(metadata, name)] for name in self.CI_ONLY]
+        return [_table(["distribution", "required", "extras", "installed here"], rows)]
+
+
+def _installed(metadata: Any, name: str) -> str:
+    try:
+        return str(metadata.version(name))
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _requires_python() -> str:
+    from importlib import metadata
+
+    return metadata.metadata("li-neurons").get("Requires-Python") or "any"
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("li_bench_results", "benchmarks.json", "env")
     app.connect("builder-inited", lambda app: _builder.update(name=app.builder.name))
@@ -277,4 +321,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("li-bench-results", BenchResults)
     app.add_directive("li-results-table", ResultsTable)
     app.add_directive("li-compare", CompareTable)
+    app.add_directive("li-versions", VersionsTable)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

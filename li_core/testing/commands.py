@@ -27,7 +27,7 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     try:
-        import pytest  # noqa: F401
+        import pytest  # noqa: F401 - imported only to check that it is installed
     except ImportError:
         print(f"li check needs pytest: {install_command('test')}")
         return 2

@@ -88,7 +88,7 @@ class HostArray(np.ndarray):
         return contextlib.nullcontext()
 
     @property
-    def data(self) -> Any:  # type: ignore[override]
+    def data(self) -> Any:  # type: ignore[override]  # numpy's data is a buffer; CuPy's, which this stand-in imitates, is a pointer holder
         assert self.flags.c_contiguous, f"the address of a non-contiguous array {self.shape} {self.strides}"
         return types.SimpleNamespace(ptr=self.ctypes.data)
 
@@ -244,10 +244,10 @@ def cupy_on_host(lib: ctypes.CDLL):
     for cache in caches:
         cache.cache_clear()
     saved = launcher.cupy
-    launcher.cupy = lambda: stand_in_cupy(lib, memory, placement)  # type: ignore[assignment]
+    launcher.cupy = lambda: stand_in_cupy(lib, memory, placement)  # type: ignore[assignment]  # the test swaps the module's cupy() for the host stand-in and restores it
     try:
         yield memory, placement
     finally:
-        launcher.cupy = saved  # type: ignore[assignment]
+        launcher.cupy = saved  # type: ignore[assignment]  # the test swaps the module's cupy() for the host stand-in and restores it
         for cache in caches:
             cache.cache_clear()
