@@ -43,18 +43,16 @@ NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
 #: unit -> factor to the stored value (times are stored in seconds)
 SCALE = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 FIGURE = re.compile(
-    rf"(?<![\w.,])(?:(?P<low>{NUMBER})\s*(?:to|–|-|and|against)\s*)?(?P<value>{NUMBER})"
+    rf"(?<![\w.,])(?:(?P<low>{NUMBER})\s*(?:to|\u2013|-|and|against)\s*)?(?P<value>{NUMBER})"
     r"(?:\s?(?P<unit>ns|µs|us|ms|s)(?![\w/])"  # a time
     r"|\s?(?P<rate>GB/s)"  # a throughput
-    r"|\s?(?:x|×)(?![\w.])(?!\s*\d)"  # a ratio (not a size such as 16 x 100,000)
+    r"|\s?(?:x|\u00d7)(?![\w.])(?!\s*\d)"  # a ratio (not a size such as 16 x 100,000)
     r"|\s+times\b"  # a ratio in words
     r"|\s?%"  # a percentage
     r"|\s+(?:of|times)\s+(?:the|its)\s+(?:\w+\s+)?tolerance)"  # a fraction of a tolerance
 )
 DECIMAL = re.compile(rf"(?<![\w.,]){NUMBER}")
-MARKER = re.compile(
-    r"^\s*(?:%|<!--)\s*(?P<kind>figures|illustration|not measured):\s*(?P<what>.*?)\s*(?:-->)?\s*$"
-)
+MARKER = re.compile(r"^\s*(?:%|<!--)\s*(?P<kind>figures|illustration|not measured):\s*(?P<what>.*?)\s*(?:-->)?\s*$")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})")
 REQUIRED = ("date", "commit", "command", "cpu")
 
@@ -249,7 +247,7 @@ def test_the_check_finds_untraced_figures(stored, text):
         "<!-- figures: r.json -->\nTakes 12.1 ms.\n",
         "% not measured: the default of a setting\nThe default is 10 s.\n",
         "% illustration: a design that was removed\nIt was 2.9 times outside.\n",
-        "Sizes such as 16 x 100,000 or 16 × 1024 are no figures.\n",
+        "Sizes such as 16 x 100,000 or 16 \u00d7 1024 are no figures.\n",
         "The time `0.5 s` in code, $0.5\\,s$ in math.\n\n```python\nsleep(3 s)\n```\n",
         "Steps of 1000 and rates of 1e-4.\n",
     ],
