@@ -281,3 +281,23 @@ def test_every_suppression_carries_its_reason():
             if match and len(match["rest"].strip(" #-()")) < 3:
                 bare.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not bare, "suppressions without a reason:\n" + "\n".join(bare)
+
+
+def test_changelog_versions_and_tags_agree():
+    """CONTRIBUTING.md's version scheme: every version in CHANGELOG.md is a
+    tag ``vX.Y.Z`` and every such tag a version there; the package's version
+    is the next release's, so no released version is newer or equal."""
+    released = re.findall(r"^## (\d+\.\d+\.\d+)\b", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), flags=re.M)
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), flags=re.M)[1]
+    assert li_core.__version__ == version
+    assert "## Unreleased" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in v.split("."))
+
+    assert all(key(v) < key(version) for v in released), (version, released)
+    done = subprocess.run(["git", "-C", str(ROOT), "tag", "--list", "v*"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"not a git checkout: {done.stderr.strip()}")
+    tags = {tag[1:] for tag in done.stdout.split() if re.fullmatch(r"v\d+\.\d+\.\d+", tag)}
+    assert tags == set(released), f"tags {sorted(tags)} against CHANGELOG versions {released}"
