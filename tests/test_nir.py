@@ -157,12 +157,12 @@ def test_spiking_nodes_with_an_infinite_threshold_are_leaky_integrators():
     cuba = {"tau_syn": tau_syn, "tau_mem": tau_mem, "r": np.ones(3), "v_leak": v_leak, "w_in": np.full(3, 5.0)}
     inputs = rng.normal(size=(50, 4))
     weights = rng.normal(size=(3, 4))
-    li = from_nir(_chain_graph(nir.Linear(weights), neuron=nir.CubaLI(**cuba)))(inputs)[0]
+    li = from_nir(_chain_graph(nir.Linear(weights), neuron=nir.CubaLI(**cuba)), dt=1e-3)(inputs)[0]
     lif = nir.CubaLIF(**cuba, v_threshold=np.full(3, np.inf), v_reset=np.zeros(3))
-    np.testing.assert_array_equal(from_nir(_chain_graph(nir.Linear(weights), neuron=lif))(inputs)[0], li)
+    np.testing.assert_array_equal(from_nir(_chain_graph(nir.Linear(weights), neuron=lif), dt=1e-3)(inputs)[0], li)
     spiking = nir.CubaLIF(**cuba, v_threshold=np.ones(3), v_reset=np.zeros(3))
     with pytest.raises(ValueError, match=r"nir\.CubaLIF with a finite v_threshold"):
-        from_nir(_chain_graph(nir.Linear(weights), neuron=spiking))
+        from_nir(_chain_graph(nir.Linear(weights), neuron=spiking), dt=1e-3)
 
 
 def test_weightless_graphs_keep_the_neuron_shape():
@@ -199,8 +199,10 @@ def test_dt_comes_from_the_graph_unless_given():
     voltages, _ = from_nir(graph, dt=1e-3)(inputs)
     expected, _ = li_scan(inputs, None, 10.0 * weights, LIParameters(), 1e-3)
     np.testing.assert_allclose(voltages, expected, rtol=1e-12, atol=1e-12)
-    del graph.metadata["dt"]
-    assert from_nir(graph).dt == 0.001
+    del graph.metadata["dt"]  # no silent default: each tool assumes its own
+    with pytest.raises(ValueError, match=r"no time step.*pass dt=.*1e-4.*Norse for dt = 1e-3"):
+        from_nir(graph)
+    assert from_nir(graph, dt=1e-3).dt == 1e-3
 
 
 @pytest.mark.parametrize(
@@ -214,7 +216,7 @@ def test_dt_comes_from_the_graph_unless_given():
 def test_unsupported_nodes_are_named(node, kind):
     graph = _chain_graph(nir.Linear(np.ones((3, 4))), neuron=node)
     with pytest.raises(ValueError, match=kind):
-        from_nir(graph)
+        from_nir(graph, dt=1e-3)
 
 
 def test_graphs_that_are_not_one_chain_are_refused():
@@ -250,7 +252,7 @@ def test_bad_arguments_are_named():
 def test_single_neuron_node():
     li = nir.CubaLI(tau_syn=np.full(2, 5e-3), tau_mem=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2))
     inputs = np.ones((10, 2))
-    voltages, _ = from_nir(li)(inputs)  # w_in = 1, dt = 1 ms: the current jumps by dt/tau_syn = 0.2 per step
+    voltages, _ = from_nir(li, dt=1e-3)(inputs)  # w_in = 1, dt = 1 ms: the current jumps by dt/tau_syn = 0.2 per step
     expected, _ = li_scan(0.2 * inputs, None, None, LIParameters(), 1e-3)
     np.testing.assert_allclose(voltages, expected, rtol=1e-12)
 
