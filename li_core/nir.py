@@ -109,10 +109,7 @@ def _neuron_parameters(p: LIParameters, shape: tuple[int, ...]) -> dict[str, np.
             raise ValueError(
                 f"p.{name} has shape {array.shape}, which does not broadcast to the neurons {shape}"
             ) from None
-        positive = name != "v_leak"
-        _refuse_nonfinite(
-            values[name], f"p.{name}" + (" (written as a time constant)" if positive else ""), positive=positive
-        )
+        _refuse_nonfinite(values[name], f"p.{name}", positive=name != "v_leak")
     return values
 
 
