@@ -1,12 +1,13 @@
 """NIR export and import (li_core.nir): the exported graph's fields, round
 trips that reproduce ``li_scan`` on every backend (also through ``nir.write``
 and ``nir.read``), graphs from other tools (``r``, ``w_in``, ``Scale``,
-``Affine``, ``LI``), refused graphs, and interop with snnTorch's exporter."""
+``Affine``, ``LI``, torch tensors, Norse's conventions), the graphs written
+for other tools, and every refusal. tests/test_nir_peers.py runs the other
+tools themselves."""
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -291,36 +292,6 @@ def test_torch_modules_have_to_nir():
     np.testing.assert_array_equal(cell.to_nir().nodes["linear"].weight, cell.input_weights.detach().numpy())
     assert LI().to_nir(shape=4).nodes["li"].tau_syn.shape == (4,)
     assert LICell(dt=1e-4).to_nir(shape=4).metadata == {"dt": 1e-4}
-
-
-# --- another NIR tool ----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated")
-def test_snntorch_synaptic_graph_runs_like_snntorch():
-    """snnTorch's ``Synaptic`` (``syn = alpha*syn + x``, ``mem = beta*mem + syn``)
-    exported by snnTorch as a ``CubaLIF`` (``r = tau_mem/dt``, ``w_in =
-    tau_syn/dt``, its fixed ``dt = 1e-4``) with a threshold never reached:
-    read with that ``dt``, it gives snnTorch's membrane potentials."""
-    torch = pytest.importorskip("torch")
-    snn = pytest.importorskip("snntorch")
-    from snntorch.export_nir import export_to_nir
-
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(5, 3, bias=False)
-    alpha, beta = torch.tensor([0.9, 0.5, 0.99]), torch.tensor([0.8, 0.7, 0.95])
-    spikes = (torch.rand(300, 4, 5) < 0.3).float()
-    exported = snn.Synaptic(alpha=alpha, beta=beta, threshold=torch.full((3,), math.inf), init_hidden=True)
-    graph = export_to_nir(torch.nn.Sequential(linear, exported), spikes[0, :1], ignore_dims=[0])
-    simulated = snn.Synaptic(alpha=alpha, beta=beta, threshold=1e30)  # inf * 0 would make NaNs in its reset
-    synaptic, membrane = simulated.init_synaptic()
-    expected = []
-    with torch.no_grad():
-        for x in spikes:
-            _, synaptic, membrane = simulated(linear(x), synaptic, membrane)
-            expected.append(membrane)
-    voltages, _ = from_nir(graph, dt=1e-4)(spikes)
-    assert_matches(voltages.numpy(), torch.stack(expected).numpy(), "float32", "snnTorch Synaptic via NIR")
 
 
 def test_initial_state_is_this_librarys_state():
