@@ -292,6 +292,10 @@ def test_torch_modules_have_to_nir():
     np.testing.assert_array_equal(cell.to_nir().nodes["linear"].weight, cell.input_weights.detach().numpy())
     assert LI().to_nir(shape=4).nodes["li"].tau_syn.shape == (4,)
     assert LICell(dt=1e-4).to_nir(shape=4).metadata == {"dt": 1e-4}
+    for target in ("snntorch", "spikingjelly", "norse"):  # the target reaches to_nir
+        assert isinstance(LILinearCell(5, 3, dt=1e-4).to_nir(target=target).nodes["li"], nir.CubaLIF)
+    with pytest.raises(ValueError, match="snnTorch's importer fixes dt = 1e-4"):
+        LI(dt=1e-3).to_nir(shape=4, target="snntorch")
 
 
 def test_initial_state_is_this_librarys_state():
