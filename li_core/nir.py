@@ -418,7 +418,7 @@ def _uniform(value: np.ndarray) -> float | np.ndarray:
 
 def _read(path: str | os.PathLike) -> nir.NIRNode:
     """``nir.read``, with one clear message for a file that is not a NIR graph."""
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"from_nir: no such file: {os.fspath(path)!r}")
     try:
         return nir.read(path)

@@ -513,7 +513,7 @@ def test_a_file_that_is_not_a_nir_graph_gets_one_message(tmp_path):
     with h5py.File(tmp_path / "other.h5", "w") as file:
         file["data"] = np.ones(3)
     (tmp_path / "notes.txt").write_text("not HDF5")
-    for path in (tmp_path / "other.h5", tmp_path / "notes.txt"):
+    for path in (tmp_path / "other.h5", tmp_path / "notes.txt", tmp_path):
         with pytest.raises(ValueError, match=r"from_nir: '.*' is not a NIR graph file \(nir\.read failed: "):
             from_nir(path)
     with pytest.raises(FileNotFoundError, match="no such file"):
