@@ -387,25 +387,26 @@ def _neuron(name: str, node: nir.NIRNode, dt: float, source: str | None) -> tupl
     r, v_leak = _field(name, node, "r"), _field(name, node, "v_leak")
     # Norse 1.1 writes tau = dt * tau_true (dt/tau_inv) and means the input to jump the current by r * w_in * S
     stretch = 1.0 / dt if source == "norse" else 1.0
-    if isinstance(node, (nir.CubaLI, nir.CubaLIF)):
-        tau_syn = _field(name, node, "tau_syn", positive=True) * stretch
-        tau_mem = _field(name, node, "tau_mem", positive=True) * stretch
-        w_in = _field(name, node, "w_in")
-        parameters = {"tau_syn_inv": 1.0 / tau_syn, "tau_mem_inv": 1.0 / tau_mem}
-        gain = r * w_in if source == "norse" else r * w_in * dt / tau_syn
-        fields = {"tau_syn": tau_syn, "tau_mem": tau_mem, "r": r, "v_leak": v_leak, "w_in": w_in}
-    else:  # nir.LI / nir.LIF: no synaptic current, so it decays fully within each step
-        tau = _field(name, node, "tau", positive=True) * stretch
-        parameters = {"tau_syn_inv": np.full(tau.shape, 1.0 / dt), "tau_mem_inv": 1.0 / tau}
-        gain = r
-        fields = {"tau": tau, "r": r, "v_leak": v_leak}
+    with np.errstate(over="ignore"):  # an overflow (1/tau for a subnormal tau) is refused below
+        if isinstance(node, (nir.CubaLI, nir.CubaLIF)):
+            tau_syn = _field(name, node, "tau_syn", positive=True) * stretch
+            tau_mem = _field(name, node, "tau_mem", positive=True) * stretch
+            w_in = _field(name, node, "w_in")
+            parameters = {"tau_syn_inv": 1.0 / tau_syn, "tau_mem_inv": 1.0 / tau_mem}
+            gain = r * w_in if source == "norse" else r * w_in * dt / tau_syn
+            fields = {"tau_syn": tau_syn, "tau_mem": tau_mem, "r": r, "v_leak": v_leak, "w_in": w_in}
+        else:  # nir.LI / nir.LIF: no synaptic current, so it decays fully within each step
+            tau = _field(name, node, "tau", positive=True) * stretch
+            parameters = {"tau_syn_inv": np.full(tau.shape, 1.0 / dt), "tau_mem_inv": 1.0 / tau}
+            gain = r
+            fields = {"tau": tau, "r": r, "v_leak": v_leak}
     parameters["v_leak"] = v_leak
     try:
         np.broadcast_shapes(*(value.shape for value in fields.values()))
     except ValueError:
         shapes = ", ".join(f"{field} {value.shape}" for field, value in fields.items())
         raise ValueError(f"from_nir: {kind} has fields of shapes that do not fit together: {shapes}") from None
-    for field, value in parameters.items():  # e.g. 1/tau overflowing for a subnormal tau
+    for field, value in {**parameters, "the input gain r * w_in * dt / tau_syn": gain}.items():
         _refuse_nonfinite(value, f"from_nir: {kind} gives {field}, which")
     return parameters, gain
 

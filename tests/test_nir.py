@@ -233,6 +233,21 @@ def test_graphs_that_are_not_one_chain_are_refused():
         from_nir(_chain_graph(nir.Linear(np.ones((4, 4))), neuron=nir.Scale(np.ones(4))))
     with pytest.raises(TypeError, match="graph_or_path"):
         from_nir({"nodes": {}})
+    li3 = _cuba()
+    nodes = {"input": nir.Input(np.array([3])), "li": li3, "output": nir.Output(np.array([3]))}
+    for edges, message in [
+        ([("input", "li"), ("li", "out")], r"the edge \('li', 'out'\) names a node the graph does not have"),
+        ([("input", "li")], r"node 'li' leads to \[\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), dt=1e-3)
+    two_inputs = {"in1": nir.Input(np.array([3])), **nodes}
+    with pytest.raises(ValueError, match="exactly one Input node, found 2"):
+        from_nir(nir.NIRGraph(nodes=two_inputs, edges=[("in1", "li"), ("li", "output")], type_check=False), dt=1e-3)
+    spare = {**nodes, "spare": nir.Scale(np.ones(3))}
+    edges = [("input", "li"), ("li", "output")]
+    with pytest.raises(ValueError, match=r"nodes \['spare'\] are not on the chain from Input to Output"):
+        from_nir(nir.NIRGraph(nodes=spare, edges=edges, type_check=False), dt=1e-3)
 
 
 def test_bad_arguments_are_named():
@@ -438,6 +453,16 @@ _GOOD = nir.Linear(np.ones((3, 4)))
         ),
         ([_GOOD], _cuba(tau_syn=np.zeros(3)), r"'neuron' \(nir\.CubaLI\) field tau_syn must be finite and > 0"),
         ([_GOOD], _cuba(tau_mem=np.full(3, np.inf)), r"field tau_mem must be finite and > 0, got inf"),
+        (
+            [_GOOD],
+            _cuba(tau_mem=np.full(3, 1e-320)),
+            r"'neuron' \(nir\.CubaLI\) gives tau_mem_inv, which must be finite",
+        ),
+        (
+            [_GOOD],
+            _cuba(tau_syn=np.full(3, 1e-300), w_in=np.full(3, 1e20)),
+            r"gives the input gain r \* w_in \* dt / tau_syn, which must be",
+        ),
         (
             [_GOOD],
             _cuba(w_in=np.array([5.0, np.nan, 5.0])),
