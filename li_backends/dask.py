@@ -150,12 +150,10 @@ class DaskBackend(li_core.Backend):
         return str(dask.__version__)
 
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
-        _require_known_chunks("input_tensor", x, None, state, p)
         dtype = x.dtype
         return _step(x.astype(_compute_dtype(dtype)), state, p, dt, dtype)
 
     def step(self, x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[Any, LIState]:
-        _require_known_chunks("input_spikes", x, w, state, p)
         dtype = x.dtype
         return _step(self.project(x, w), state, p, dt, dtype)
 
@@ -180,7 +178,7 @@ class DaskBackend(li_core.Backend):
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
     ) -> tuple[Any, LIState]:
-        _require_known_chunks("inputs", xs, w, state, p)
+        _require_known_steps(xs)
         dtype = xs.dtype
         xs = xs.astype(_compute_dtype(dtype)) if w is None else self.project(xs, w)
         return _scan(_regular_in_time(xs), state, p, dt, record_states, dtype)
@@ -189,20 +187,16 @@ class DaskBackend(li_core.Backend):
 # -- building the graph ------------------------------------------------------------------
 
 
-def _require_known_chunks(argument: str, x: Any, w: Any, state: LIState, p: LIParameters) -> None:
-    """``ValueError`` naming the first Dask array among the input (called
-    ``argument``), the weights, the state and the parameters whose chunk
-    sizes are unknown (NaN, as after boolean indexing): the graph cannot be
-    laid out before they are computed."""
-    named = [(argument, x), ("input_weights", w), ("state.v", state.v), ("state.i", state.i)]
-    named += [(f"p.{field}", value) for field, value in zip(LIParameters._fields, p)]
-    for name, value in named:
-        chunks = getattr(value, "chunks", None) if library_name(value) == "dask" else None
-        if chunks is not None and any(math.isnan(size) for sizes in chunks for size in sizes):
-            raise ValueError(
-                f"{name} has unknown (NaN) chunk sizes {chunks}; compute them first: "
-                f"{name} = {name}.compute_chunk_sizes()"
-            )
+def _require_known_steps(xs: Any) -> None:
+    """``ValueError`` when the time chunks of the scan input are of unknown
+    length (NaN, as after boolean indexing of time steps): the blocked scan
+    lays its graph out by them. (Unknown neuron or batch sizes never get
+    here: li_core refuses the shapes, or cannot make the default state.)"""
+    if any(math.isnan(length) for length in xs.chunks[0]):
+        raise ValueError(
+            f"inputs has unknown (NaN) chunk sizes {xs.chunks} along its time axis; compute them first: "
+            "inputs = inputs.compute_chunk_sizes()"
+        )
 
 
 def _compute_dtype(dtype: Any) -> Any:
