@@ -87,10 +87,7 @@ def main() -> None:
     libraries = ["numpy"]
     if any(info.name == "torch" and info.available for info in li_core.list_backends()):
         libraries.append("torch")
-    print(
-        f"{'library':<8} {'workload':<8} {'with check':>12} {'without':>12} {'diff':>8} "
-        f"{'check':>12} {'share':>8}"
-    )
+    print(f"{'library':<8} {'workload':<8} {'with check':>12} {'without':>12} {'diff':>8} {'check':>12} {'share':>8}")
     for library in libraries:
         for workload, shape in WORKLOADS.items():
             xs, p = inputs(library, *shape)

@@ -200,7 +200,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if any(row["status"] == "error" for row in rows):
         return 1
     if not any(row["status"] == "ok" for row in rows) and not args.allow_skips:
-        reasons = sorted({row.get("reason") or row["status"] for row in rows}) or ["no backend, device and workload fit"]
+        reasons = sorted({row.get("reason") or row["status"] for row in rows}) or [
+            "no backend, device and workload fit"
+        ]
         print(f"li bench: nothing was timed ({'; '.join(reasons)}); --allow-skips accepts that", file=sys.stderr)
         return 1
     return 0

@@ -175,14 +175,18 @@ def check_finite(name: str, value: Any) -> Any:
         return _checked_lazily(name, value)
     if library == "torch" and sys.modules["torch"].compiler.is_compiling():
         return value
-    if library != "numpy":
-        where = device(value, library)
-        if where is None:
-            return value
-        if not _on_host(where) and os.environ.get(CHECK_FINITE_VARIABLE) != "1":
-            return value
-    _check_entries(name, value, library, offset=())
+    if not _left_unchecked(value, library):
+        _check_entries(name, value, library, offset=())
     return value
+
+
+def _left_unchecked(value: Any, library: str | None) -> bool:
+    """Is the array ``value`` traced (no device to read) or in device
+    memory without the opt-in :data:`CHECK_FINITE_VARIABLE`?"""
+    if library == "numpy":
+        return False
+    where = device(value, library)
+    return where is None or (not _on_host(where) and os.environ.get(CHECK_FINITE_VARIABLE) != "1")
 
 
 def _check_entries(name: str, value: Any, library: str | None, offset: tuple[int, ...]) -> None:
@@ -228,9 +232,8 @@ def _check_block(block: Any, block_info: Any = None, *, name: str) -> Any:
     checks an array (host blocks always, device blocks on request); the
     error names the index in the whole array."""
     library = library_name(block)
-    if library != "numpy" and not _on_host(device(block, library)):
-        if os.environ.get(CHECK_FINITE_VARIABLE) != "1":
-            return block
+    if _left_unchecked(block, library):
+        return block
     location = block_info[0]["array-location"] if block_info else ()
     _check_entries(name, block, library, tuple(start for start, _ in location))
     return block

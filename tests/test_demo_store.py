@@ -60,7 +60,7 @@ def test_a_foreign_directory_is_refused_and_kept(workdir):
     results = workdir / "results"
     results.mkdir()
     (results / "mine.txt").write_text("a user's results")
-    with pytest.raises(ValueError, match="results.*not a demo store.*overwrite=True"):
+    with pytest.raises(ValueError, match=r"results.*not a demo store.*overwrite=True"):
         demo.simulate_into_store(results, **SIZES)
     assert tree(results) == {"mine.txt": b"a user's results"}
 
@@ -111,7 +111,11 @@ def test_an_interrupted_run_keeps_the_previous_store_and_marks_its_own_incomplet
         raise KeyboardInterrupt
 
     scan = li_core.li_scan
-    monkeypatch.setattr(demo, "li_scan", lambda *a, **k: (scan(*a, **k)[0].map_blocks(interrupt, meta=np.empty((0, 0), np.float32)), None))
+    monkeypatch.setattr(
+        demo,
+        "li_scan",
+        lambda *a, **k: (scan(*a, **k)[0].map_blocks(interrupt, meta=np.empty((0, 0), np.float32)), None),
+    )
     with pytest.raises(KeyboardInterrupt):
         demo.simulate_into_store(path, seed=2, **SIZES)
     assert marks and marks[0]["complete"] is False  # a reader can tell a partial store

@@ -203,5 +203,5 @@ def test_device_arrays_are_checked_only_on_request(monkeypatch):
     voltages, _ = li_scan(xs, p=p)
     assert not torch.isfinite(voltages[:, 1]).any() and torch.isfinite(voltages[:, 0]).all()
     monkeypatch.setenv("LI_CHECK_FINITE", "1")
-    with pytest.raises(ValueError, match="p.v_leak must be finite, got inf at index 1"):
+    with pytest.raises(ValueError, match=r"p\.v_leak must be finite, got inf at index 1"):
         li_scan(xs, p=p)

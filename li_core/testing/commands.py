@@ -102,7 +102,9 @@ def run_check(args: argparse.Namespace) -> int:
         plugins=[outcomes],
     )
     if status == 0 and outcomes.passed == 0 and not args.allow_skips:
-        print("li check: no check ran: every one was skipped (reasons above); --allow-skips accepts that", file=sys.stderr)
+        print(
+            "li check: no check ran: every one was skipped (reasons above); --allow-skips accepts that", file=sys.stderr
+        )
         return 1
     return status
 
