@@ -185,7 +185,7 @@ def _left_unchecked(value: Any, library: str | None) -> bool:
     memory without the opt-in :data:`CHECK_FINITE_VARIABLE`?"""
     if library == "numpy":
         return False
-    where = device(value, library)
+    where = value.device if library == "torch" else device(value, library)  # (torch's own attribute is faster)
     return where is None or (not _on_host(where) and os.environ.get(CHECK_FINITE_VARIABLE) != "1")
 
 
