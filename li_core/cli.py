@@ -192,14 +192,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report, indent=2) if args.json else bench.format_results(report))
     rows = report["results"]
-    if args.plot:
-        if not _has_matplotlib():
-            return _no_matplotlib(f"the chart {args.plot}")
-        bench.plot_results(report, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+    timed = any(row["status"] == "ok" for row in rows)
+    if args.plot and timed:
+        if _has_matplotlib():
+            bench.plot_results(report, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
+        else:
+            _no_matplotlib(f"the chart {args.plot}")
     if any(row["status"] == "error" for row in rows):
         return 1
-    if not any(row["status"] == "ok" for row in rows) and not args.allow_skips:
+    if not timed and not args.allow_skips:
         reasons = sorted({row.get("reason") or row["status"] for row in rows}) or [
             "no backend, device and workload fit"
         ]
