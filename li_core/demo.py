@@ -181,7 +181,8 @@ def simulate_into_store(
     voltages, _ = li_scan(xs, None, w, dt=dt, backend=chosen)
     mark = {"complete": False, "backend": chosen.name, "neurons": neurons, "inputs": inputs, "steps": steps}
     mark.update(seed=seed, dt=dt, rate=rate)
-    work = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".li-demo-partial", dir=os.path.dirname(path))
+    parent, name = os.path.split(os.path.abspath(path))
+    work = tempfile.mkdtemp(prefix=f".{name}.", suffix=".li-demo-partial", dir=parent)
     written, previous, moved = os.path.join(work, "store"), os.path.join(work, "previous"), False
     try:
         writing = voltages.to_zarr(written, compute=False)
@@ -245,6 +246,7 @@ def check_store(store: str | os.PathLike[str], overwrite: bool = False, argument
     if resolved == cwd or resolved in cwd.parents:
         where = "the working directory" if resolved == cwd else "an ancestor of the working directory"
         raise ValueError(f"{argument} {path!r} is {where}; name a new path inside it, e.g. li-demo.zarr")
+    path = os.path.normpath(path)  # (no trailing separator: the store is renamed into place)
     check_writable_directory(argument, path, resolved.parent)
     if os.path.lexists(path) and not overwrite and store_mark(path) is None:
         what = "a directory" if os.path.isdir(path) else "a file"
