@@ -592,3 +592,10 @@ def test_bench_in_which_nothing_was_timed_fails(capsys, missing_backend):
     assert status == 1 and "nothing was timed" in err and "a_library_that_is_not_installed" in err
     status, _, _ = run_li(capsys, "bench", "--quick", "-q", "--backends", missing_backend, "--allow-skips")
     assert status == 0
+
+
+@pytest.mark.skipif(not has_matplotlib(), reason="without matplotlib no plot is written, so -o is not checked")
+def test_demo_output_onto_a_directory_is_refused_before_simulating(capsys, monkeypatch, tmp_path):
+    (tmp_path / "plots.png").mkdir()
+    err = refused(capsys, monkeypatch, "demo", "-o", str(tmp_path / "plots.png"))
+    assert "is a directory" in err
