@@ -100,10 +100,15 @@ def _rates(values: tuple, neurons: tuple, dtype: Any) -> list:
     return [_per_neuron(value, neurons, dtype) for value in values]
 
 
-def _sequence(array: Any, size: int, dtype: Any) -> Any:
-    """An input sequence ``[rows, *neurons]`` as a contiguous, read-only ``[rows, N]``."""
+def _sequence(array: Any, size: int, dtype: Any, *, one_row: bool = False) -> Any:
+    """An input sequence ``[rows, *neurons]`` as a contiguous, read-only
+    ``[rows, N]``; with ``one_row``, a sequence broadcast over time (the
+    gradient of a sum arrives so) as its one row, which a kernel reads at
+    every step."""
     import numpy as np
 
+    if one_row and array.shape[0] > 1 and array.strides[0] == 0:
+        array = array[:1]
     return _read_only(np.ascontiguousarray(array, dtype=dtype).reshape(-1, size))
 
 
@@ -188,7 +193,7 @@ def scan_backward(
         v0, voltages, js, leak = saved
         v0, voltages, js = _per_neuron(v0, neurons, dtype), _sequence(voltages, size, dtype), _sequence(js, size, dtype)
         outputs = tuple(_rows(share, size)[0] for share in shares)
-    gis = no_rows if gi is None else _sequence(gi, size, dtype)
+    gis = no_rows if gi is None else _sequence(gi, size, dtype, one_row=True)
     rate_v, rate_i, v_leak = _rates((a, d, leak), neurons, dtype)
-    inputs = (_sequence(gv, size, dtype), gis, _per_neuron(gi_end, neurons, dtype), rate_v, rate_i, v0, voltages, js)
+    inputs = (_sequence(gv, size, dtype, one_row=True), gis, _per_neuron(gi_end, neurons, dtype), rate_v, rate_i, v0, voltages, js)
     _run(_kernels().scan_backward, size, *inputs, v_leak, _rows(dx, size), _rows(dv0, size)[0], *outputs)
