@@ -52,6 +52,10 @@ class NumPyBackend(li_core.Backend):
     dtypes = ("float16", "float32", "float64")
     devices = ("cpu",)
 
+    def notes(self) -> str:
+        """Which loop the scans take."""
+        return compiled.notes("float32 and float64 scans") + "; float16 scans run the NumPy loop"
+
     def handles(self, x: Any) -> bool:
         np = sys.modules.get("numpy")
         return np is not None and isinstance(x, (np.ndarray, np.generic))
@@ -106,7 +110,7 @@ class NumPyBackend(li_core.Backend):
         dtype = xs.dtype
         if w is not None:
             xs = self._project(xs, w)  # all T steps in one matmul
-        if xs.dtype == dtype and xs.size and compiled.unavailable() is None:  # not float16
+        if dtype in COMPILED_DTYPES and xs.size and compiled.unavailable() is None:
             return self.compiled(xs, state, p, dt, record_states)
         length = chunk_length(xs.shape[0], math.prod(xs.shape[1:])) if BLOCKED else 0
         if not length:
@@ -181,6 +185,9 @@ class NumPyBackend(li_core.Backend):
         return voltages, LIState(scratch, j)
 
 
+#: the dtypes whose scans run the compiled loops where they can (numba has no
+#: float16 on the CPU: float16 runs the loop, in float32)
+COMPILED_DTYPES = ("float32", "float64")
 #: set to False to run the loop wherever the blocked scan would (the tests and
 #: the benchmarks compare both)
 BLOCKED = True

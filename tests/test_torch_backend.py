@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import li_backends.torch as torch_backend  # noqa: E402
+from li_backends import compiled  # noqa: E402
 from li_backends.torch import loop, ops  # noqa: E402
 from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402
 from li_core.testing import assert_matches  # noqa: E402
@@ -74,7 +75,9 @@ def force(monkeypatch, algorithm, small_pieces=True, length=forced_length):
     chunks of ``length(steps, neurons)`` steps); with ``small_pieces`` the
     loop (also as the blocked scan's lane scan) runs on pieces of at most 4
     neurons, so that cutting the neurons is tested. Returns the set of
-    algorithms that ran, forward and backward."""
+    algorithms that ran, forward and backward. (The compiled loops, which
+    would run instead of both, are switched off: tests/test_compiled.py.)"""
+    monkeypatch.setattr(compiled, "ENABLED", False)
     monkeypatch.setattr(ops, "BLOCKED", algorithm == "blocked")
     monkeypatch.setattr(ops, "chunk_length", length)
     if small_pieces:

@@ -52,7 +52,7 @@ def _import_error() -> str | None:
     except Exception as error:  # noqa: BLE001 - a broken numba (say, built for another NumPy) leaves the loops to run
         from li_core.backend import install_command
 
-        return f"numba does not import ({type(error).__name__}: {error}); for them: {install_command('numba')}"
+        return f"numba does not import ({type(error).__name__}: {error}); to install it: {install_command('numba')}"
     return None
 
 
@@ -65,6 +65,20 @@ def notes(cpu: str) -> str:
 
         return f"{cpu}: compiled loops (numba {numba.__version__}, {numba.get_num_threads()} threads)"
     return f"{cpu}: loops of array operations, not the compiled ones ({reason})"
+
+
+def threads(count: int | None = None) -> str:
+    """Sets the compiled loops' threads to ``count`` (``numba.set_num_threads``,
+    where they run and ``count`` is given); returns a line that says what
+    they run on, for benchmarks."""
+    reason = unavailable()
+    if reason is not None:
+        return f"compiled loops: off ({reason})"
+    import numba
+
+    if count:
+        numba.set_num_threads(count)
+    return f"compiled loops: numba {numba.__version__}, {numba.get_num_threads()} threads"
 
 
 def _kernels() -> Any:
@@ -195,5 +209,14 @@ def scan_backward(
         outputs = tuple(_rows(share, size)[0] for share in shares)
     gis = no_rows if gi is None else _sequence(gi, size, dtype, one_row=True)
     rate_v, rate_i, v_leak = _rates((a, d, leak), neurons, dtype)
-    inputs = (_sequence(gv, size, dtype, one_row=True), gis, _per_neuron(gi_end, neurons, dtype), rate_v, rate_i, v0, voltages, js)
+    inputs = (
+        _sequence(gv, size, dtype, one_row=True),
+        gis,
+        _per_neuron(gi_end, neurons, dtype),
+        rate_v,
+        rate_i,
+        v0,
+        voltages,
+        js,
+    )
     _run(_kernels().scan_backward, size, *inputs, v_leak, _rows(dx, size), _rows(dv0, size)[0], *outputs)

@@ -85,7 +85,9 @@ def scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end
 
 
 @numba.njit(cache=True)
-def scan_backward_block(gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, lo, hi):  # pragma: no cover
+def scan_backward_block(
+    gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, lo, hi
+):  # pragma: no cover
     """The adjoint of neurons ``lo`` to ``hi - 1``, in reverse time from
     ``lam_T = 0`` and ``mu_T = gi_end`` (the gradient of the final current)::
 

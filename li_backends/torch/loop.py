@@ -148,8 +148,19 @@ def compiled_forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, rec
     js = torch.empty_like(xs) if keep else None
     i_end = xs.new_empty(xs.shape[1:])
     leak = None if _is_zero(v_leak) else _array(v_leak)
-    sequences = (None if t is None else _array(t) for t in (voltages, currents, js))
-    compiled.scan(*(_array(t) for t in (xs, v0, i0, a, d)), leak, *sequences, _array(i_end))
+    currents_array, js_array = (None if t is None else _array(t) for t in (currents, js))
+    compiled.scan(
+        _array(xs),
+        _array(v0),
+        _array(i0),
+        _array(a),
+        _array(d),
+        leak,
+        _array(voltages),
+        currents_array,
+        js_array,
+        _array(i_end),
+    )
     return voltages, i_end if currents is None else currents, xs.new_empty((0,)) if js is None else js
 
 
