@@ -33,6 +33,10 @@ ENABLED = True
 MAX_BLOCK = 4096
 #: block lengths are multiples of this many neurons (a 64-byte cache line of float32)
 ALIGN = 16
+#: a scan takes one more thread per this many neuron-steps (about 0.3 ms of
+#: work): waking a thread costs more than a small scan, and far more on a
+#: busy machine, where the thread may not get a core for a while
+GRAIN = 2**18
 
 
 def unavailable() -> str | None:
@@ -142,15 +146,15 @@ def _rows(array: Any, size: int) -> Any:
     return view
 
 
-def _run(kernel: Any, size: int, *args: Any) -> None:
-    """``kernel(*args, block)`` on as many threads as it has blocks, at most
-    ``numba.get_num_threads()``: a thread without a block would only hold
-    the others up at the end (it may not get a core soon on a busy machine)."""
+def _run(kernel: Any, size: int, steps: int, *args: Any) -> None:
+    """``kernel(*args, block)`` on as many threads as it has blocks and
+    :data:`GRAIN` neuron-steps, at most ``numba.get_num_threads()``: a thread
+    without a block would only hold the others up at the end."""
     import numba
 
     length = block(size)
     threads = numba.get_num_threads()
-    wanted = min(threads, math.ceil(size / length))
+    wanted = max(1, min(threads, math.ceil(size / length), size * steps // GRAIN))
     if wanted == threads:
         kernel(*args, length)
         return
@@ -181,7 +185,7 @@ def scan(
     unwanted = np.empty((0, size), dtype)
     outputs = [unwanted if out is None else _rows(out, size) for out in (voltages, currents, js)]
     has_leak = v_leak is not None
-    _run(_kernels().scan, size, _sequence(xs, size, dtype), *state, *rates, has_leak, *outputs, _rows(i_end, size)[0])
+    _run(_kernels().scan, size, xs.shape[0], _sequence(xs, size, dtype), *state, *rates, has_leak, *outputs, _rows(i_end, size)[0])
 
 
 def scan_backward(
@@ -219,4 +223,4 @@ def scan_backward(
         voltages,
         js,
     )
-    _run(_kernels().scan_backward, size, *inputs, v_leak, _rows(dx, size), _rows(dv0, size)[0], *outputs)
+    _run(_kernels().scan_backward, size, dx.shape[0], *inputs, v_leak, _rows(dx, size), _rows(dv0, size)[0], *outputs)
