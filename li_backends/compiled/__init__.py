@@ -30,7 +30,7 @@ from typing import Any
 ENABLED = True
 #: a block has at most this many neurons, so that its state stays in the
 #: core's cache while it steps through time (more blocks than threads are fine)
-MAX_BLOCK = 4096
+MAX_BLOCK = 32768
 #: block lengths are multiples of this many neurons (a 64-byte cache line of float32)
 ALIGN = 16
 #: a scan takes one more thread per this many neuron-steps (about 0.3 ms of
