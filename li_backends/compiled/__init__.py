@@ -185,7 +185,17 @@ def scan(
     unwanted = np.empty((0, size), dtype)
     outputs = [unwanted if out is None else _rows(out, size) for out in (voltages, currents, js)]
     has_leak = v_leak is not None
-    _run(_kernels().scan, size, xs.shape[0], _sequence(xs, size, dtype), *state, *rates, has_leak, *outputs, _rows(i_end, size)[0])
+    _run(
+        _kernels().scan,
+        size,
+        xs.shape[0],
+        _sequence(xs, size, dtype),
+        *state,
+        *rates,
+        has_leak,
+        *outputs,
+        _rows(i_end, size)[0],
+    )
 
 
 def scan_backward(
