@@ -149,6 +149,29 @@ def test_without_numba_the_loops_run_and_say_why():
 
 
 @needs_numba
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_scans_without_them():
+    """numba's OpenMP threads (GNU OpenMP) do not survive a fork: a child
+    forked after a parallel scan (as a torch DataLoader worker or a fork
+    Pool may be) runs the loop, with the same numbers, instead of being
+    terminated by numba."""
+    code = (
+        "import os, numpy as np\n"
+        "from li_backends import compiled\n"
+        "from li_core import li_scan\n"
+        "x = np.random.default_rng(0).normal(size=(600, 2048)).astype(np.float32)\n"
+        "parent = li_scan(x, backend='numpy')[0]\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    same = np.array_equal(li_scan(x, backend='numpy')[0], parent)\n"
+        "    os._exit(0 if same and 'forked' in compiled.unavailable() else 3)\n"
+        "print(os.waitpid(pid, 0)[1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
+    assert out.stdout.split() == ["0"], out.stderr
+
+
+@needs_numba
 def test_conformance_with_the_compiled_loops_off():
     """Where numba is installed the suite's other tests run the compiled
     loops, so the loops they replace are checked here: the whole conformance

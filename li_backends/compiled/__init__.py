@@ -39,12 +39,19 @@ ALIGN = 16
 GRAIN = 2**18
 
 
+#: the process that ran the kernels on numba's OpenMP threads: GNU OpenMP
+#: does not survive a fork, and numba terminates a forked child that enters it
+_openmp_process: int | None = None
+
+
 def unavailable() -> str | None:
     """Why the compiled loops do not run, or None when they do."""
     if os.environ.get("LI_NUMBA", "").strip() == "0":
         return "LI_NUMBA=0 is set"
     if not ENABLED:
         return "li_backends.compiled.ENABLED is False"
+    if _openmp_process is not None and _openmp_process != os.getpid():
+        return "this process was forked from one that ran them on numba's OpenMP threads, which a fork cannot reuse"
     return _import_error()
 
 
@@ -155,14 +162,14 @@ def _run(kernel: Any, size: int, steps: int, *args: Any) -> None:
     length = block(size)
     threads = numba.get_num_threads()
     wanted = max(1, min(threads, math.ceil(size / length), size * steps // GRAIN))
-    if wanted == threads:
-        kernel(*args, length)
-        return
     numba.set_num_threads(wanted)
     try:
         kernel(*args, length)
     finally:
         numba.set_num_threads(threads)
+    global _openmp_process
+    if _openmp_process is None and numba.threading_layer() == "omp":
+        _openmp_process = os.getpid()
 
 
 def scan(
