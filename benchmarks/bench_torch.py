@@ -15,11 +15,14 @@ Workloads (float32, default parameters, state None):
 Yardsticks on the same tensor: ``x.clone()``; the step loop, one Euler step
 at a time (the contract's step, docs/contract.md section 1, written in torch
 ops, differentiated by autograd for training); Norse 1.1's ``LI`` module when
-norse is installed. For the small workloads both scan algorithms are also
-timed on their own (``loop`` and ``blocked``, the time-blocked scan forced
-through ``li_backends.torch.ops``; the automatic choice runs the loop for
-2048 neurons per step). ``benchmarks/bench_long.py`` times few neurons over
-long runs.
+norse is installed. ``li_scan`` runs the compiled loops where numba
+imports (:mod:`li_backends.compiled`); ``li_scan, torch ops`` is the same
+call with them switched off (``li_backends.compiled.ENABLED``), timed beside
+it. For the small workloads both torch-op algorithms are also timed on their
+own (``loop`` and ``blocked``, the time-blocked scan forced through
+``li_backends.torch.ops``; the automatic choice runs the loop for 2048
+neurons per step). ``--threads`` sets torch's and numba's threads.
+``benchmarks/bench_long.py`` times few neurons over long runs.
 
 The fast candidates of a workload (``x.clone()`` and ``li_scan``) are timed
 in interleaved rounds after a warm-up, so a noisy neighbour slows them alike.
@@ -39,6 +42,7 @@ from typing import NamedTuple
 
 import torch
 
+from li_backends import compiled
 from li_backends.torch import ops
 from li_core import LIParameters, li_scan
 from li_core.blocked_scan import CHUNK_SCALE
@@ -61,13 +65,23 @@ WORKLOADS = [
         "training fwd+bwd, T=500, batch 16, 4096 neurons",
         (500, 16, 4096),
         True,
-        [("norse LI", "li_scan", 50), ("step loop", "li_scan", None), ("li_scan", "x.clone()", 4)],
+        [
+            ("norse LI", "li_scan", 50),
+            ("step loop", "li_scan", None),
+            ("li_scan", "x.clone()", 4),
+            ("li_scan, torch ops", "x.clone()", None),
+        ],
     ),
     Workload(
         "forward, T=1000, batch 32, 1024 neurons",
         (1000, 32, 1024),
         False,
-        [("li_scan", "x.clone()", 2), ("norse LI", "li_scan", None), ("step loop", "li_scan", None)],
+        [
+            ("li_scan", "x.clone()", 2),
+            ("li_scan, torch ops", "x.clone()", None),
+            ("norse LI", "li_scan", None),
+            ("step loop", "li_scan", None),
+        ],
     ),
     Workload(
         "small forward, T=100, batch 8, 256 neurons",
@@ -107,19 +121,22 @@ def scan(xs: torch.Tensor) -> torch.Tensor:
 
 
 def forced(algorithm: str, fn: Callable) -> Callable:
-    """``fn`` with the scan forced onto one algorithm (``blocked``: chunks of
-    ``CHUNK_SCALE * sqrt(T)`` steps whatever the neuron count)."""
+    """``fn`` with the scan forced onto one algorithm of torch ops, without
+    the compiled loops (``blocked``: chunks of ``CHUNK_SCALE * sqrt(T)``
+    steps whatever the neuron count; ``auto``: the automatic choice)."""
 
     def length(steps: int, neurons: int) -> int:
         return max(1, round(CHUNK_SCALE * steps**0.5)) if algorithm == "blocked" else 0
 
     def run(x):
-        saved = ops.chunk_length
-        ops.chunk_length = length
+        saved = ops.chunk_length, compiled.ENABLED
+        if algorithm != "auto":
+            ops.chunk_length = length
+        compiled.ENABLED = False
         try:
             return fn(x)
         finally:
-            ops.chunk_length = saved
+            ops.chunk_length, compiled.ENABLED = saved
 
     return run
 
@@ -167,7 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of the step loop and Norse (seconds each)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch's and numba's threads (default: theirs)")
     parser.add_argument("--no-norse", action="store_true", help="skip Norse even when it is installed")
     args = parser.parse_args()
     if args.threads:
@@ -181,7 +198,7 @@ def main() -> None:
         else:
             norse_li = LI()
             slow["norse LI"] = lambda x: norse_li(x)[0]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {compiled.threads(args.threads)}\n")
 
     def tensor(workload: Workload) -> torch.Tensor:
         x = torch.randn(workload.shape, generator=torch.Generator().manual_seed(0))
@@ -191,6 +208,8 @@ def main() -> None:
     for workload in WORKLOADS:
         x = tensor(workload)
         fast = {"x.clone()": x.detach().clone, "li_scan": runner(scan, x, workload.train)}
+        if compiled.unavailable() is None:
+            fast["li_scan, torch ops"] = runner(forced("auto", scan), x, workload.train)
         if workload.algorithms:
             for name in ("loop", "blocked"):
                 fast[f"li_scan, {name}"] = runner(forced(name, scan), x, workload.train)

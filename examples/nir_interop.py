@@ -1,15 +1,18 @@
-"""How li-neurons' NIR graphs and those of other tools read each other.
+"""How li-neurons' NIR graphs and those of snnTorch, SpikingJelly and Norse read each other.
 
     python examples/nir_interop.py
 
-Checks, with whichever of snnTorch and Norse are installed (neither is needed
-by li-neurons; docs/nir.md explains every difference printed here):
+Prints the matrix of docs/nir.md, for whichever of the tools are installed
+(none is needed by li-neurons). For each tool:
 
-- snnTorch's ``Synaptic`` neuron exported by snnTorch, read by ``from_nir``:
-  the same membrane potentials as snnTorch computes;
-- li-neurons' ``CubaLI`` graph read by snnTorch and by Norse;
-- Norse's export of its leaky integrator (``LICell``) and of a ``LIFCell``
-  that never spikes, read by ``from_nir``.
+- ``to_nir(..., target=tool)``: the graph written for the tool, read by its own
+  importer and simulated by it step by step, against ``li_scan``;
+- the tool's own export of a neuron that never spikes, read by ``from_nir``,
+  against the tool's own simulation;
+- ``to_nir(...)`` without a target (NIR's ``CubaLI``), given to the tool's importer.
+
+Errors are the largest absolute difference and its ratio to the float32
+tolerance of the contract (a ratio below 1 passes).
 """
 
 from __future__ import annotations
@@ -21,88 +24,174 @@ import warnings
 import numpy as np
 import torch
 
-from li_core import LIParameters
+from li_core import LIParameters, li_scan
 from li_core.nir import from_nir, to_nir
 from li_core.testing.tolerances import error_ratio
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # nirtorch's own deprecations
-torch.manual_seed(0)
-SPIKES = (torch.rand(300, 4, 5) < 0.3).float()
-WEIGHTS = torch.randn(3, 5) / math.sqrt(5)
+STEPS, BATCH, INPUTS, NEURONS = 300, 2, 5, 4
 
 
-def attempt(what: str, action) -> object:
+def model(dt: float, *, per_neuron: bool, seed: int = 0):
+    """Weights, bias, parameters (v_leak = 0: none of the tools has one), spikes and li_scan's voltages."""
+    rng = np.random.default_rng(seed)
+    size = NEURONS if per_neuron else 1
+    tau_syn_inv, tau_mem_inv = rng.uniform(0.05, 0.5, size) / dt, rng.uniform(0.02, 0.2, size) / dt
+    p = LIParameters(
+        tau_syn_inv if per_neuron else float(tau_syn_inv[0]), tau_mem_inv if per_neuron else float(tau_mem_inv[0]), 0.0
+    )
+    weights, bias = rng.normal(size=(NEURONS, INPUTS)), rng.normal(size=NEURONS)
+    spikes = (rng.random((STEPS, BATCH, INPUTS)) < 0.3).astype(np.float32)
+    expected, _ = li_scan(spikes.astype(np.float64) @ weights.T + bias, None, None, p, dt, backend="numpy")
+    return weights, bias, p, spikes, expected
+
+
+def run(step, spikes) -> np.ndarray:
+    """The voltages ``step(x) -> v`` gives over a sequence."""
+    with torch.no_grad():
+        return np.stack([step(torch.as_tensor(x)).detach().double().numpy().copy() for x in spikes])
+
+
+def compare(ours, theirs) -> str:
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    return f"max error {np.abs(ours - theirs).max():.1e} ({error_ratio(ours, theirs, 'float32'):.3f} x tolerance)"
+
+
+def attempt(action) -> str:
     try:
         return action()
     except Exception as error:  # noqa: BLE001 - reporting what another tool does is the point
-        print(f"  {what}: {type(error).__name__}: {str(error).splitlines()[0]}")
-        return None
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:90]}"
 
 
-def snntorch_checks() -> None:
+# --- snnTorch ----------------------------------------------------------------------------------------------------
+
+
+def snntorch_row() -> dict[str, str]:
     import snntorch as snn
     from snntorch.export_nir import export_to_nir
     from snntorch.import_nir import import_from_nir
 
-    print("snnTorch", snn.__version__)
-    linear = torch.nn.Linear(5, 3, bias=False)
-    linear.weight.data = WEIGHTS.clone()
-    alpha, beta = torch.tensor([0.9, 0.5, 0.99]), torch.tensor([0.8, 0.7, 0.95])
-    never = snn.Synaptic(alpha=alpha, beta=beta, threshold=torch.full((3,), math.inf), init_hidden=True)
-    graph = export_to_nir(torch.nn.Sequential(linear, never), SPIKES[0, :1], ignore_dims=[0])
-    node = graph.nodes["1"]
-    print(
-        f"  export of Synaptic: {type(node).__name__} with r = tau_mem/dt = {np.round(node.r, 3)}, w_in = tau_syn/dt = {np.round(node.w_in, 3)}"
-    )
-    simulated = snn.Synaptic(alpha=alpha, beta=beta, threshold=1e30)
-    synaptic, membrane = simulated.init_synaptic()
-    theirs = []
-    with torch.no_grad():
-        for x in SPIKES:
-            _, synaptic, membrane = simulated(linear(x), synaptic, membrane)
-            theirs.append(membrane)
-    ours, _ = from_nir(graph, dt=1e-4)(SPIKES)  # snnTorch writes its graphs for dt = 1e-4
-    ratio = error_ratio(ours.numpy(), torch.stack(theirs).numpy(), "float32")
-    print(f"  from_nir(snnTorch's graph, dt=1e-4) vs snnTorch's membrane: {ratio:.3f} x the float32 tolerance")
-    attempt("import_from_nir(li-neurons' CubaLI graph)", lambda: import_from_nir(to_nir(WEIGHTS, LIParameters())))
+    def ours_in_snntorch() -> str:
+        weights, bias, p, spikes, expected = model(1e-4, per_neuron=True)
+        module = import_from_nir(to_nir(weights, p, 1e-4, bias=bias, target="snntorch"))
+        return compare(run(lambda x: (module(x), module.li.mem)[1], spikes), expected)
+
+    def theirs_in_ours() -> str:
+        torch.manual_seed(0)
+        linear = torch.nn.Linear(INPUTS, NEURONS)
+        alpha, beta = torch.tensor([0.9, 0.5, 0.99, 0.7]), torch.tensor([0.8, 0.7, 0.95, 0.99])
+        spikes = (torch.rand(STEPS, BATCH, INPUTS) < 0.3).float()
+        never = snn.Synaptic(alpha=alpha, beta=beta, threshold=torch.full((NEURONS,), math.inf), init_hidden=True)
+        graph = export_to_nir(torch.nn.Sequential(linear, never), spikes[0, :1], ignore_dims=[0])
+        simulated = snn.Synaptic(alpha=alpha, beta=beta, threshold=1e30)  # inf * 0 would make NaNs in its reset
+        state = list(simulated.init_synaptic())
+
+        def step(x):
+            _, state[0], state[1] = simulated(linear(x), *state)
+            return state[1]
+
+        return compare(from_nir(graph, dt=1e-4)(spikes)[0], run(step, spikes))
+
+    plain = to_nir(np.ones((NEURONS, INPUTS)), LIParameters(), 1e-4)
+    return {
+        "to_nir(target=...) run by the tool": attempt(ours_in_snntorch),
+        "the tool's export read by from_nir": attempt(theirs_in_ours) + " (Synaptic, dt=1e-4)",
+        "CubaLI (no target) given to the tool": attempt(lambda: str(import_from_nir(plain))),
+    }
 
 
-def norse_checks() -> None:
-    import norse
-    import norse.torch as norse_torch
+# --- SpikingJelly ------------------------------------------------------------------------------------------------
 
-    print("Norse", norse.__version__ if hasattr(norse, "__version__") else "")
-    readout = norse_torch.SequentialState(torch.nn.Linear(5, 3, bias=False), norse_torch.LICell())
-    graph = norse_torch.to_nir(readout, torch.zeros(1, 5))
-    kinds = {name: type(node).__name__ for name, node in graph.nodes.items()}
-    print(f"  to_nir(Linear, LICell): nodes {kinds}")
-    attempt("from_nir(Norse's LICell graph)", lambda: from_nir(graph))
-    p = norse_torch.LIFParameters(
-        tau_syn_inv=torch.full((3,), 200.0),
-        tau_mem_inv=torch.full((3,), 100.0),
-        v_leak=torch.zeros(3),
-        v_th=torch.full((3,), math.inf),
-    )
-    graph = norse_torch.to_nir(
-        norse_torch.SequentialState(torch.nn.Linear(5, 3), norse_torch.LIFCell(p)), torch.zeros(1, 5)
-    )
-    node = next(node for node in graph.nodes.values() if type(node).__name__ == "CubaLIF")
-    print(
-        f"  to_nir(LIFCell(tau_syn = 5 ms, tau_mem = 10 ms), dt=1e-3): CubaLIF tau_syn = {float(node.tau_syn[0]):g} s, "
-        f"tau_mem = {float(node.tau_mem[0]):g} s, w_in = {float(np.asarray(node.w_in)[0]):g}, r = {float(node.r[0]):g}"
-    )
-    print("  li-neurons writes: tau_syn = 0.005 s, tau_mem = 0.01 s, w_in = tau_syn/dt = 5, r = 1")
-    module = attempt("Norse from_nir(li-neurons' graph)", lambda: norse_torch.from_nir(to_nir(WEIGHTS, LIParameters())))
-    if module is not None:
-        out, _ = module(SPIKES[0])
+
+def spikingjelly_row() -> dict[str, str]:
+    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based.nir_exchange import export_to_nir, import_from_nir
+
+    def ours_in_spikingjelly() -> str:
+        weights, bias, p, spikes, expected = model(1e-3, per_neuron=False)
+        graph = to_nir(weights, p, 1e-3, bias=bias, target="spikingjelly")
+        module, state = import_from_nir(graph, dt=graph.metadata["dt"]), [None]
+
+        def step(x):
+            _, state[0] = module(x, state[0])
+            return state[0]["li"][0]
+
+        return compare(run(step, spikes), expected)
+
+    def theirs_in_ours() -> str:
+        torch.manual_seed(0)
+        cell = neuron.CUBALIFNode(c_decay=0.8, v_decay=0.95, v_threshold=math.inf, v_reset=0.0)
+        net = torch.nn.Sequential(layer.Linear(INPUTS, NEURONS), cell)
+        spikes = (torch.rand(STEPS, BATCH, INPUTS) < 0.3).float()
+        graph = export_to_nir(net, spikes[0], dt=1e-4)
+        functional.reset_net(net)
+        return compare(from_nir(graph, dt=1e-4)(spikes)[0], run(lambda x: (net(x), cell.v)[1], spikes))
+
+    plain = to_nir(np.ones((NEURONS, INPUTS)), LIParameters(), 1e-4)
+    return {
+        "to_nir(target=...) run by the tool": attempt(ours_in_spikingjelly),
+        "the tool's export read by from_nir": attempt(theirs_in_ours) + " (CUBALIFNode, dt=1e-4)",
+        "CubaLI (no target) given to the tool": attempt(lambda: str(import_from_nir(plain))),
+    }
+
+
+# --- Norse -------------------------------------------------------------------------------------------------------
+
+
+def norse_row() -> dict[str, str]:
+    import norse.torch as norse
+
+    def ours_in_norse() -> str:
+        weights, bias, p, spikes, expected = model(5e-4, per_neuron=True)
+        graph = to_nir(weights, p, 5e-4, bias=bias, target="norse")
+        module, state = norse.from_nir(graph, dt=graph.metadata["dt"]), [None]
+
+        def step(x):
+            _, state[0] = module(x, state[0])
+            return state[0].state["li"][0][1].v
+
+        return compare(run(step, spikes), expected)
+
+    def theirs_in_ours() -> str:
+        torch.manual_seed(0)
+        p = norse.LIFParameters(
+            tau_syn_inv=torch.tensor([200.0, 100.0, 400.0, 50.0]),
+            tau_mem_inv=torch.tensor([100.0, 300.0, 50.0, 150.0]),
+            v_leak=torch.tensor([0.0, 0.5, -0.3, 0.1]),
+            v_th=torch.full((NEURONS,), math.inf),
+        )
+        net = norse.SequentialState(torch.nn.Linear(INPUTS, NEURONS), norse.LIFCell(p))
+        spikes = (torch.rand(STEPS, BATCH, INPUTS) < 0.3).float()
+        graph, state = norse.to_nir(net, spikes[0]), [None]
+
+        def step(x):
+            _, state[0] = net(x, state[0])
+            return state[0][1].v
+
+        return compare(from_nir(graph, dt=1e-3, source="norse")(spikes)[0], run(step, spikes))
+
+    def plain_in_norse() -> str:
+        weights = torch.randn(NEURONS, INPUTS)
+        module = norse.from_nir(to_nir(weights, LIParameters(), 1e-3))
         kept = [type(child).__name__ for child in module.children()]
-        silent = torch.allclose(out, SPIKES[0] @ WEIGHTS.T)
-        print(f"  Norse from_nir(li-neurons' graph): modules {kept}; output is the projection alone: {silent}")
+        x = torch.ones(1, INPUTS)
+        projection = torch.allclose(module(x)[0], x @ weights.T)
+        return f"no error: modules {kept}, output is the weighted input alone: {projection}"
+
+    return {
+        "to_nir(target=...) run by the tool": attempt(ours_in_norse),
+        "the tool's export read by from_nir": attempt(theirs_in_ours) + " (LIFCell, source='norse')",
+        "CubaLI (no target) given to the tool": attempt(plain_in_norse),
+    }
 
 
 if __name__ == "__main__":
-    for name, check in (("snntorch", snntorch_checks), ("norse", norse_checks)):
-        if importlib.util.find_spec(name):
-            check()
-        else:
+    for name, row in (("snntorch", snntorch_row), ("spikingjelly", spikingjelly_row), ("norse", norse_row)):
+        if importlib.util.find_spec(name) is None:
             print(f"{name} is not installed: skipped")
+            continue
+        results = row()
+        print(f"{name} {importlib.metadata.version(name)}")
+        for direction, result in results.items():
+            print(f"  {direction:38} {result}")

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import li_core
+from li_backends import compiled
 from li_core.blocked_scan import blocked_scan, chunk_length
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
@@ -30,6 +31,11 @@ def _numpy() -> Any:
 
 def _compute_dtype(np: Any, dtype: Any) -> Any:
     return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def _has_leak(v_leak: Any) -> bool:
+    """Whether the scan adds ``v_leak`` (not where it is the float 0.0)."""
+    return not (isinstance(v_leak, float) and v_leak == 0.0)
 
 
 def _as_compute(np: Any, dtype: Any, p: LIParameters) -> LIParameters:
@@ -45,6 +51,10 @@ class NumPyBackend(li_core.Backend):
     priority = 10
     dtypes = ("float16", "float32", "float64")
     devices = ("cpu",)
+
+    def notes(self) -> str:
+        """Which loop the scans take."""
+        return compiled.notes("float32 and float64 scans") + "; float16 scans run the NumPy loop"
 
     def handles(self, x: Any) -> bool:
         np = sys.modules.get("numpy")
@@ -100,12 +110,31 @@ class NumPyBackend(li_core.Backend):
         dtype = xs.dtype
         if w is not None:
             xs = self._project(xs, w)  # all T steps in one matmul
+        if dtype in COMPILED_DTYPES and xs.size and compiled.unavailable() is None:
+            return self.compiled(xs, state, p, dt, record_states)
         length = chunk_length(xs.shape[0], math.prod(xs.shape[1:])) if BLOCKED else 0
         if not length:
             return self.loop(xs, state, p, dt, record_states, dtype)
         shape = xs.shape[1:]
         state = LIState(*(_numpy().broadcast_to(s, shape) for s in state))
         return blocked_scan(xs, state, None, p, dt, record_states, lane_scan=self.loop, length=length)
+
+    @staticmethod
+    def compiled(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bool) -> tuple[Any, LIState]:
+        """The scan of (projected) float32 or float64 ``xs`` (``T >= 1``,
+        at least one neuron) by the compiled loop, :func:`li_backends.compiled.scan`,
+        which computes exactly what :meth:`loop` does."""
+        np = _numpy()
+        p = _as_compute(np, xs.dtype, p)
+        a, d = rates(p, dt)
+        voltages = np.empty(xs.shape, dtype=xs.dtype)
+        currents = np.empty(xs.shape, dtype=xs.dtype) if record_states else None
+        i_end = np.empty(xs.shape[1:], dtype=xs.dtype)
+        leak = p.v_leak if _has_leak(p.v_leak) else None
+        compiled.scan(xs, state.v, state.i, a, d, leak, voltages, currents, None, i_end)
+        if currents is not None:
+            return voltages, LIState(voltages.copy(), currents)
+        return voltages, LIState(voltages[-1].copy(), i_end)
 
     @staticmethod
     def loop(
@@ -121,7 +150,7 @@ class NumPyBackend(li_core.Backend):
         p = _as_compute(np, compute, p)
         a, d = rates(p, dt)
         v_leak = p.v_leak
-        has_leak = not (isinstance(v_leak, float) and v_leak == 0.0)
+        has_leak = _has_leak(v_leak)
 
         voltages = np.empty((steps, *shape), dtype=dtype)
         currents = np.empty((steps, *shape), dtype=dtype) if record_states else None
@@ -156,6 +185,9 @@ class NumPyBackend(li_core.Backend):
         return voltages, LIState(scratch, j)
 
 
+#: the dtypes whose scans run the compiled loops where they can (numba has no
+#: float16 on the CPU: float16 runs the loop, in float32)
+COMPILED_DTYPES = ("float32", "float64")
 #: set to False to run the loop wherever the blocked scan would (the tests and
 #: the benchmarks compare both)
 BLOCKED = True

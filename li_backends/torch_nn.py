@@ -70,14 +70,16 @@ class _LIModule(nn.Module):
             return None  # a v_leak that does not fit: li_core's checks say so, naming it
         return LIState(v.requires_grad_(), torch.zeros_like(v))
 
-    def to_nir(self, shape: int | tuple[int, ...] | None = None) -> nir.NIRGraph:
+    def to_nir(self, shape: int | tuple[int, ...] | None = None, *, target: str | None = None) -> nir.NIRGraph:
         """This module as a NIR graph (needs the ``nir`` extra): ``Input -> Linear
         -> CubaLI -> Output`` for ``LILinearCell``, ``Input -> CubaLI -> Output``
         for ``LI`` and ``LICell``, whose neuron ``shape`` is needed unless their
-        parameters are per-neuron. See :func:`li_core.nir.to_nir`."""
+        parameters are per-neuron. ``target`` (``"snntorch"``,
+        ``"spikingjelly"``, ``"norse"``) writes the graph that tool's importer
+        runs with the same numbers. See :func:`li_core.nir.to_nir`."""
         from li_core.nir import module_to_nir
 
-        return module_to_nir(self, shape=shape)
+        return module_to_nir(self, shape=shape, target=target)
 
     @property
     def p(self) -> LIParameters:

@@ -5,7 +5,9 @@ population and plots it, ``li bench`` times the standard workloads,
 ``li check`` runs the conformance suite against one backend and
 ``li compare`` checks every backend against the float64 reference.
 Every subcommand is a small ``_cmd_*`` function taking the parsed arguments
-and returning the exit status.
+and returning the exit status: 0, 1 when something failed or nothing ran,
+2 for a user mistake (as argparse), which is reported in one line on stderr
+(:class:`UsageError`) before any work.
 """
 
 from __future__ import annotations
@@ -14,9 +16,30 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
+from .arrays import FLOATING
 from .backend import install_command
+
+
+class UsageError(Exception):
+    """A mistake in the command line, found before any work: ``li`` prints
+    ``li COMMAND: message`` on stderr and exits with status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, reporting a mistake in one line (not the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _checked(check: Any, *args: Any, **kwargs: Any) -> Any:
+    """``check(*args, **kwargs)`` with its ``ValueError`` as a :class:`UsageError`."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _split(text: str) -> list[str]:
@@ -28,6 +51,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 
@@ -103,30 +133,52 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from . import demo, get_backend
 
+    chunked = bool(get_backend(args.backend).block_libraries)  # a chunked backend streams into a Zarr store
+    plotting = _has_matplotlib()
+    output = _checked(demo.check_plot_path, args.output, "-o/--output") if plotting else args.output
+    if chunked:
+        _checked(demo.check_store, args.store, overwrite=args.overwrite, argument="--store")
+    _checked(demo.check_size, args.neurons, args.inputs, args.steps, chunked)
+    _checked(demo.check_device, args.backend, args.device)
     sizes = {"neurons": args.neurons, "inputs": args.inputs, "steps": args.steps, "seed": args.seed}
-    if get_backend(args.backend).block_libraries:  # a chunked backend streams into a Zarr store
-        result = demo.simulate_into_store(args.store, args.backend, device=args.device, **sizes)
+    if chunked:
+        result = demo.simulate_into_store(
+            args.store, args.backend, device=args.device, overwrite=args.overwrite, **sizes
+        )
     else:
         result = demo.simulate(args.backend, device=args.device, **sizes)
     print(demo.summary(result))
-    if not _has_matplotlib():
-        return _no_matplotlib(f"the plot {args.output}")
-    demo.plot(result, args.output)
-    print(f"wrote {args.output}")
+    if not plotting:
+        return _no_matplotlib(f"the plot {output}")
+    print(f"wrote {demo.plot(result, output)}")
     return 0
 
 
 # -- li bench ------------------------------------------------------------------------------
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+def _check_bench_arguments(args: argparse.Namespace) -> None:
+    """:class:`UsageError` for a workload, dtype or device kind that nothing
+    could be timed on, or a chart that could not be written."""
+    from . import bench, demo, list_backends
 
     unknown = [w for w in args.workloads or () if w not in bench.WORKLOADS]
     if unknown:
-        choices = ", ".join(bench.WORKLOADS)
-        print(f"li bench: unknown workload(s) {', '.join(unknown)}; choose from {choices}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(bench.WORKLOADS)}")
+    if args.dtype not in FLOATING:
+        raise UsageError(f"--dtype must be one of {', '.join(FLOATING)}, got {args.dtype!r}")
+    kinds = sorted({kind for info in list_backends() for kind in info.devices})
+    unknown = [device for device in args.devices or () if device not in kinds]
+    if unknown:
+        raise UsageError(f"no backend has device(s) {', '.join(unknown)}; the registered ones have {', '.join(kinds)}")
+    if args.plot and _has_matplotlib():
+        args.plot = _checked(demo.check_plot_path, args.plot, "--plot")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    _check_bench_arguments(args)
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
     report = bench.run(
         args.backends,
@@ -139,12 +191,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(json.dumps(report, indent=2) if args.json else bench.format_results(report))
-    if args.plot:
-        if not _has_matplotlib():
-            return _no_matplotlib(f"the chart {args.plot}")
-        bench.plot_results(report, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
-    return 1 if any(row["status"] == "error" for row in report["results"]) else 0
+    rows = report["results"]
+    timed = any(row["status"] == "ok" for row in rows)
+    if args.plot and timed:
+        if _has_matplotlib():
+            bench.plot_results(report, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
+        else:
+            _no_matplotlib(f"the chart {args.plot}")
+    if any(row["status"] == "error" for row in rows):
+        return 1
+    if not timed and not args.allow_skips:
+        reasons = sorted({row.get("reason") or row["status"] for row in rows}) or [
+            "no backend, device and workload fit"
+        ]
+        print(f"li bench: nothing was timed ({'; '.join(reasons)}); --allow-skips accepts that", file=sys.stderr)
+        return 1
+    return 0
 
 
 # -- li check / li compare (the conformance suite, li_core.testing) ------------------------
@@ -187,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``li`` argument parser with every subcommand."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="li",
         description="Leaky-integrator neurons on any array framework: list the backends, run a demo, "
         "benchmark, check a backend against the contract, compare backends.",
@@ -222,13 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--steps", type=_positive_int, default=1000, metavar="T", help="time steps (default: %(default)s)"
     )
-    demo.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    demo.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="random seed (default: 0)")
     demo.add_argument(
         "--store",
         default="li-demo.zarr",
         metavar="PATH",
-        help="Zarr store for the voltages of a chunked backend such as dask, replaced if it exists "
-        "(default: %(default)s)",
+        help="Zarr store for the voltages of a chunked backend such as dask (default: %(default)s); a previous "
+        "demo store there is replaced once the new one is complete, any other existing path is refused",
+    )
+    demo.add_argument(
+        "--overwrite", action="store_true", help="allow --store to replace an existing path that is not a demo store"
     )
     demo.set_defaults(handler=_cmd_demo)
 
@@ -254,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--workloads", type=_split, metavar="W,...", help=f"comma-separated workloads (default: {','.join(WORKLOADS)})"
     )
     bench.add_argument("--devices", type=_split, metavar="D,...", help="only these device kinds, e.g. cpu,cuda")
-    bench.add_argument("--dtype", default="float32", help="dtype of the arrays (default: float32)")
+    bench.add_argument(
+        "--dtype", default="float32", help=f"dtype of the arrays: {', '.join(FLOATING)} (default: float32)"
+    )
     bench.add_argument(
         "--repeats", type=_positive_int, metavar="N", help="timed runs per measurement (default: 5, --quick: 2)"
     )
@@ -269,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print the report as JSON (machine, settings, results)")
     bench.add_argument("--plot", metavar="PATH", help="also write a bar chart (PNG) to PATH; needs matplotlib")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--allow-skips", action="store_true", help="exit 0 even when every measurement was skipped (for scripts)"
+    )
     bench.set_defaults(handler=_cmd_bench)
 
     _add_testing_command(
@@ -294,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.handler(args) or 0)
-    except (BackendNotFoundError, BackendUnavailableError) as exc:
+    except (BackendNotFoundError, BackendUnavailableError, UsageError) as exc:
         print(f"li {args.command}: {exc}", file=sys.stderr)
         return 2
 

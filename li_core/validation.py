@@ -10,8 +10,10 @@ shapes, devices and values that do not fit.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import os
 import sys
 import warnings
 from typing import Any, NamedTuple
@@ -155,6 +157,88 @@ def _largest(value: Any) -> float | None:
     return float(value.max())
 
 
+#: set to 1 to check array parameters in device memory for non-finite values too
+CHECK_FINITE_VARIABLE = "LI_CHECK_FINITE"
+
+
+def check_finite(name: str, value: Any) -> Any:
+    """``value`` when every entry of the array parameter ``name`` is finite,
+    else ``ValueError`` naming ``name``, the first offending index and its
+    value. Checked in host memory (NumPy, torch on the CPU, any library's
+    CPU arrays); in device memory only where ``LI_CHECK_FINITE=1``, since
+    reading the answer back costs a synchronisation; not at all while torch
+    compiles or jax traces (no device to read). A Dask array is returned
+    wrapped so that each block is checked when it is computed (the call
+    builds a graph; nothing is computed here)."""
+    library = library_name(value)
+    if library == "dask":
+        return _checked_lazily(name, value)
+    if library == "torch" and sys.modules["torch"].compiler.is_compiling():
+        return value
+    if not _left_unchecked(value, library):
+        _check_entries(name, value, library, offset=())
+    return value
+
+
+def _left_unchecked(value: Any, library: str | None) -> bool:
+    """Is the array ``value`` traced (no device to read) or in device
+    memory without the opt-in :data:`CHECK_FINITE_VARIABLE`?"""
+    if library == "numpy":
+        return False
+    where = value.device if library == "torch" else device(value, library)  # (torch's own attribute is faster)
+    return where is None or (not _on_host(where) and os.environ.get(CHECK_FINITE_VARIABLE) != "1")
+
+
+def _check_entries(name: str, value: Any, library: str | None, offset: tuple[int, ...]) -> None:
+    """Refuse the first non-finite entry of ``value`` (a block starting at
+    ``offset`` in the parameter ``name``). A sum is finite only where every
+    entry is (NaN and inf propagate), and one sum costs a few microseconds
+    where an elementwise test costs tens on torch; a sum that overflows is
+    looked at entry by entry."""
+    if library == "numpy":
+        total = value.sum()
+    elif library == "torch":
+        total = value.detach().sum()
+    else:
+        total = namespace(value).sum(value)
+    if math.isfinite(float(total)):
+        return
+    xp = namespace(value)
+    finite = xp.isfinite(value)
+    if bool(xp.all(finite)):
+        return
+    where = tuple(int(axis[0]) for axis in xp.nonzero(xp.logical_not(finite)))
+    index = tuple(start + k for start, k in zip(offset or (0,) * len(where), where))
+    bad = float(value[where])
+    at = f" at index {index[0] if len(index) == 1 else index}" if index else ""
+    raise ValueError(f"{name} must be finite, got {bad!r}{at}")
+
+
+def _on_host(where: Any) -> bool:
+    """Is the device object or name ``where`` (of any library) the CPU?"""
+    kind = getattr(where, "type", None) or getattr(where, "platform", None)
+    return "cpu" in str(kind if isinstance(kind, str) else where).lower()
+
+
+def _checked_lazily(name: str, value: Any) -> Any:
+    """The Dask array ``value`` with every block checked (:func:`_check_block`)
+    when it is computed."""
+    check = functools.partial(_check_block, name=name)
+    return value.map_blocks(check, dtype=value.dtype, meta=value._meta, token="li-check-finite")
+
+
+def _check_block(block: Any, block_info: Any = None, *, name: str) -> Any:
+    """A block of a lazy parameter ``name``, checked as :func:`check_finite`
+    checks an array (host blocks always, device blocks on request); the
+    error names the index in the whole array."""
+    library = library_name(block)
+    if _left_unchecked(block, library):
+        return block
+    location = block_info[0]["array-location"] if block_info else ()
+    _check_entries(name, block, library, tuple(start for start, _ in location))
+    return block
+
+
 def warn_if_unstable(p: LIParameters, dt: float) -> None:
     """One :class:`UnstableStepWarning` per call site when ``dt*tau_mem_inv``
     or ``dt*tau_syn_inv`` exceeds 2 (checked for Python floats and for NumPy
@@ -199,6 +283,9 @@ def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) 
                 raise ValueError(
                     f"{name} of shape {tuple(value.shape)} does not broadcast to the neuron shape {neuron_shape}"
                 )
+            checked = check_finite(name, value)
+            if checked is not value:  # (a lazy array, now checked when computed)
+                values[k], converted = checked, True
     return LIParameters(*values) if converted else p
 
 

@@ -446,3 +446,156 @@ def test_bench_norse_failure_is_a_note_not_a_lost_row(monkeypatch):
     assert "norse_median_s" in row or row["norse_reason"]
     if "norse_reason" in row:
         assert any(note.startswith("norse not timed: torch cpu long") for note in bench.result_table(report)[1])
+
+
+# -- user mistakes: one line on stderr, exit 2, before any work ------------------------------
+
+
+def refused(capsys, monkeypatch, *argv: str) -> str:
+    """Run ``li *argv`` where running a simulation, benchmark or comparison
+    fails the test; assert one line on stderr and exit 2; return the line."""
+
+    def never(*args, **kwargs):
+        raise AssertionError(f"li {' '.join(argv)} started work although its arguments were refused")
+
+    for name in ("simulate", "simulate_into_store"):
+        monkeypatch.setattr(demo, name, never)
+    monkeypatch.setattr(bench, "run", never)
+    try:
+        status = cli.main(list(argv))
+    except SystemExit as exit_info:  # argparse's own refusals
+        status = exit_info.code
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def read_only_directory(tmp_path) -> Path:
+    """A directory no file can be created in: one without write permission,
+    or (running as root, which ignores permissions) Linux's /proc."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return folder
+    if Path("/proc/self").is_dir():
+        return Path("/proc")
+    pytest.skip("no directory here refuses writes")
+
+
+def test_demo_output_in_a_missing_directory_is_refused_before_simulating(capsys, monkeypatch):
+    err = refused(capsys, monkeypatch, "demo", "-o", "/nonexistent/x.png")
+    assert err.startswith("li demo: -o/--output '/nonexistent/x.png'") and "does not exist" in err
+
+
+@pytest.mark.skipif(not has_matplotlib(), reason="without matplotlib no plot is written, so -o is not checked")
+def test_demo_output_in_a_read_only_directory_is_refused_before_simulating(capsys, monkeypatch, tmp_path):
+    folder = read_only_directory(tmp_path)
+    err = refused(capsys, monkeypatch, "demo", "-o", str(folder / "x.png"))
+    assert "cannot write in" in err
+
+
+def test_demo_names_the_file_matplotlib_writes(capsys, tmp_path):
+    if not has_matplotlib():
+        pytest.skip("matplotlib is not installed")
+    status, out, err = run_li(capsys, "demo", "-o", str(tmp_path / "adir"), "--neurons", "8", "--steps", "20")
+    assert status == 0, err
+    assert f"wrote {tmp_path / 'adir.png'}" in out
+    assert_png(tmp_path / "adir.png")
+    assert not (tmp_path / "adir").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (("--seed", "-1"), "argument --seed: must be at least 0"),
+        (("--neurons", "100000000000"), "GB of memory"),
+        (("--device", "tpu"), "device 'tpu': backend 'numpy' has devices cpu"),
+    ],
+)
+def test_demo_argument_mistakes(capsys, monkeypatch, argv, words):
+    assert words in refused(capsys, monkeypatch, "demo", *argv)
+
+
+def test_demo_on_a_cuda_device_that_torch_cannot_use(capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("torch can use CUDA here")
+    err = refused(capsys, monkeypatch, "demo", "--backend", "torch", "--device", "cuda")
+    assert "device 'cuda' is not usable by backend 'torch' here" in err
+
+
+@pytest.mark.parametrize("steps", ["-5", "0"])
+def test_compare_steps_must_be_positive(capsys, monkeypatch, steps):
+    assert "argument --steps: must be at least 1" in refused(capsys, monkeypatch, "compare", "--steps", steps)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (("--dtype", "nonsense"), "--dtype must be one of"),
+        (("--devices", "tpu"), "no backend has device(s) tpu"),
+    ],
+)
+def test_bench_argument_mistakes(capsys, monkeypatch, argv, words):
+    assert words in refused(capsys, monkeypatch, "bench", "--quick", *argv)
+
+
+@pytest.mark.skipif(not has_matplotlib(), reason="without matplotlib no chart is written, so --plot is not checked")
+def test_bench_plot_onto_a_read_only_path_is_refused_before_timing(capsys, monkeypatch, tmp_path):
+    folder = read_only_directory(tmp_path)
+    err = refused(capsys, monkeypatch, "bench", "--quick", "--plot", str(folder / "b.png"))
+    assert err.startswith("li bench: --plot") and "cannot write in" in err
+
+
+# -- nothing ran: a non-zero exit saying why -------------------------------------------------
+
+
+def test_check_of_an_unavailable_backend_says_why(capsys, missing_backend):
+    status, out, err = run_li(capsys, "check", missing_backend, "-q")
+    assert status == 2
+    assert err.startswith("li check: missing is unavailable: ") and "a_library_that_is_not_installed" in err
+    assert "passed" not in out and "skipped" not in out  # refused before the suite ran
+    status, out, _ = run_li(capsys, "check", missing_backend, "-q", "--allow-skips")
+    assert status == 0 and re.search(r"\d+ skipped", out)
+
+
+def test_check_on_a_device_the_backend_does_not_have(capsys):
+    status, _, err = run_li(capsys, "check", "numpy", "--device", "tpu", "-q")
+    assert status == 2
+    assert "nothing of numpy can be checked here" in err and "'tpu'" in err
+
+
+def test_check_in_which_every_check_is_skipped_fails(capsys, monkeypatch, missing_backend):
+    """Past the check before the run (switched off here), a run whose checks
+    were all skipped is still not a success."""
+    from li_core.testing import commands
+
+    monkeypatch.setattr(commands, "nothing_to_check", lambda *args: [])
+    status, out, err = run_li(capsys, "check", missing_backend, "-q")
+    assert status == 1 and "no check ran" in err and re.search(r"\d+ skipped", out)
+
+
+def test_compare_with_every_row_skipped_fails(capsys, missing_backend):
+    status, out, err = run_li(capsys, "compare", "--backends", missing_backend, "--steps", "10")
+    assert status == 1
+    assert "skipped" in out and "nothing was compared" in err and "a_library_that_is_not_installed" in err
+    status, _, _ = run_li(capsys, "compare", "--backends", missing_backend, "--steps", "10", "--allow-skips")
+    assert status == 0
+
+
+def test_bench_in_which_nothing_was_timed_fails(capsys, missing_backend):
+    status, _, err = run_li(capsys, "bench", "--quick", "-q", "--backends", missing_backend)
+    assert status == 1 and "nothing was timed" in err and "a_library_that_is_not_installed" in err
+    status, _, _ = run_li(capsys, "bench", "--quick", "-q", "--backends", missing_backend, "--allow-skips")
+    assert status == 0
+
+
+@pytest.mark.skipif(not has_matplotlib(), reason="without matplotlib no plot is written, so -o is not checked")
+def test_demo_output_onto_a_directory_is_refused_before_simulating(capsys, monkeypatch, tmp_path):
+    (tmp_path / "plots.png").mkdir()
+    err = refused(capsys, monkeypatch, "demo", "-o", str(tmp_path / "plots.png"))
+    assert "is a directory" in err

@@ -359,3 +359,35 @@ def test_registering_imports_no_dask():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_a_nonfinite_lazy_parameter_raises_when_computed_naming_its_index():
+    """The call builds the graph (nothing is computed); computing raises,
+    with the index in the whole parameter, not in its block."""
+    tau = np.full(8, 100.0)
+    tau[6] = np.nan
+    xs = da.ones((10, 8), chunks=(5, 4))
+    with dask.config.set(scheduler=refuse_to_compute):
+        voltages, _ = li_scan(xs, p=LIParameters(tau_syn_inv=da.from_array(tau, chunks=4)))
+    with pytest.raises(ValueError, match=r"^p\.tau_syn_inv must be finite, got nan at index 6$"):
+        voltages.compute()
+    with pytest.raises(ValueError, match=r"p\.tau_syn_inv must be finite, got nan at index 6"):
+        li_scan(xs, p=LIParameters(tau_syn_inv=tau))  # a NumPy companion: checked in the call
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_unknown_time_chunk_sizes_are_refused_naming_the_argument(weighted):
+    """Boolean indexing of the time steps leaves chunks of unknown (NaN) length."""
+    rng = np.random.default_rng(0)
+    xs = da.from_array(rng.normal(size=(20, 6)), chunks=(5, 3))
+    unknown = xs[xs[:, 0] > 0]
+    with pytest.raises(ValueError) as info:
+        li_scan(unknown, None, rng.normal(size=(4, 6)) if weighted else None)
+    message = str(info.value)
+    assert message.startswith("inputs has unknown (NaN) chunk sizes ((nan, nan, nan, nan), (3, 3))")
+    assert "inputs.compute_chunk_sizes()" in message
+    voltages, _ = li_scan(unknown.compute_chunk_sizes(), None, rng.normal(size=(4, 6)) if weighted else None)
+    assert voltages.shape[0] == int((xs[:, 0] > 0).sum().compute())

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import li_backends.numpy as numpy_backend
+from li_backends import compiled
 from li_core import LIParameters, LIState, li_feed_forward_step, li_scan, reference
 from li_core.blocked_scan import chunk_length
 from li_core.testing import assert_matches, error_ratio
@@ -81,16 +82,24 @@ def _working_memory(steps: int, dtype, record_states: bool = False) -> float:
     return (peak - before - returned) / (neurons * np.dtype(dtype).itemsize)
 
 
+@pytest.fixture
+def numpy_loop(monkeypatch):
+    """The ``numpy`` backend's own loop: the compiled loops switched off."""
+    monkeypatch.setattr(compiled, "ENABLED", False)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_scan_does_not_allocate_per_step(dtype):
+def test_scan_does_not_allocate_per_step(dtype, numpy_loop):
     """Beyond its outputs the scan holds nothing of the neuron shape at any
     moment, however long: a per-step temporary (``j = j + xs[t]``, a
-    multiplication without ``out=``) would show as one buffer more at the peak."""
+    multiplication without ``out=``) would show as one buffer more at the peak.
+    (The loop of ufuncs; the compiled loops' block arrays are numba's, which
+    tracemalloc does not see.)"""
     for steps in (10, 1000):
         assert _working_memory(steps, dtype) < 0.25, steps
 
 
-def test_scan_working_memory_is_bounded_with_recorded_states_and_float16():
+def test_scan_working_memory_is_bounded_with_recorded_states_and_float16(numpy_loop):
     """Recording states keeps ``j`` and the scratch buffer beside the
     outputs; float16 adds the float32 voltage it carries (3 float32 buffers
     are 6 float16 ones). Neither grows with ``T``."""
@@ -103,6 +112,7 @@ def _forced(monkeypatch, blocked: bool, length: int = 0) -> list:
     """The ``numpy`` backend's scan forced onto the loop or onto the blocked
     scan with chunks of ``length`` steps; returns the chunk lengths it ran."""
     ran: list = []
+    monkeypatch.setattr(compiled, "ENABLED", False)
     monkeypatch.setattr(numpy_backend, "BLOCKED", blocked)
     if length:
         monkeypatch.setattr(numpy_backend, "chunk_length", lambda steps, neurons: length)
@@ -178,7 +188,7 @@ def _blocked_working_memory(steps: int, record_states: bool = False) -> float:
     return (peak - before - returned) / xs.nbytes
 
 
-def test_blocked_scan_working_memory_is_bounded():
+def test_blocked_scan_working_memory_is_bounded(numpy_loop):
     """The blocked path holds the input reordered into chunks and the chunks'
     voltages before they are put back in time order: two copies of the
     input (three with the recorded currents), whatever ``T``. Its lane scan

@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import li_backends.torch as torch_backend  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_backends import compiled  # noqa: E402 - after the importorskip above, which skips the module without the library
 from li_backends.torch import loop, ops  # noqa: E402 - after the importorskip above, which skips the module without the library
 from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402 - after the importorskip above, which skips the module without the library
 from li_core.testing import assert_matches  # noqa: E402 - after the importorskip above, which skips the module without the library
@@ -74,7 +75,9 @@ def force(monkeypatch, algorithm, small_pieces=True, length=forced_length):
     chunks of ``length(steps, neurons)`` steps); with ``small_pieces`` the
     loop (also as the blocked scan's lane scan) runs on pieces of at most 4
     neurons, so that cutting the neurons is tested. Returns the set of
-    algorithms that ran, forward and backward."""
+    algorithms that ran, forward and backward. (The compiled loops, which
+    would run instead of both, are switched off: tests/test_compiled.py.)"""
+    monkeypatch.setattr(compiled, "ENABLED", False)
     monkeypatch.setattr(ops, "BLOCKED", algorithm == "blocked")
     monkeypatch.setattr(ops, "chunk_length", length)
     if small_pieces:
@@ -632,6 +635,7 @@ def test_loop_allocates_nothing_per_step(trained, monkeypatch):
 @pytest.mark.parametrize("trained", [False, True], ids=["fixed", "trained"])
 def test_allocation_count_sees_a_per_step_allocation(trained, monkeypatch):
     """The count above fails a loop whose decay allocates at every step."""
+    monkeypatch.setattr(compiled, "ENABLED", False)
     monkeypatch.setattr(ops, "BLOCKED", False)
     monkeypatch.setattr(loop, "_decay", lambda y, fraction, out: out.copy_(y - fraction * y))
     assert loop_allocations(300, trained) - loop_allocations(10, trained) >= 290
@@ -654,10 +658,12 @@ def test_half_precision_gradients_flow(dtype, algorithm):
     assert_matches(numpy64(mem.grad), exact_mem.grad.numpy(), dtype, "tau_mem_inv gradient")
 
 
-def test_blocked_path_for_few_neurons_and_long_runs():
-    """The automatic choice on the CPU: the blocked scan for few neurons per
-    step over many steps (per-neuron, trained parameters and recorded states
-    included), forward and backward; the loop for many neurons or few steps."""
+def test_blocked_path_for_few_neurons_and_long_runs(monkeypatch):
+    """The automatic choice on the CPU without the compiled loops: the
+    blocked scan for few neurons per step over many steps (per-neuron,
+    trained parameters and recorded states included), forward and backward;
+    the loop for many neurons or few steps."""
+    monkeypatch.setattr(compiled, "ENABLED", False)
     ran = []
     real = ops.blocked_length
 

@@ -129,3 +129,79 @@ def test_unstable_warning_is_shown_once_per_call_site():
 def test_stable_limit_and_known_value_do_not_warn(tau_inv):
     """dt*tau_inv = 1 is a known value of the model and 2 is the stability limit itself."""
     assert _unstable_warnings(lambda: li_scan(X, p=LIParameters(tau_inv, tau_inv))) == []
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("tau_inv, warns", [(4.0, False), (np.nextafter(4.0, 5.0), True)])
+def test_unstable_limit_for_array_parameters(library, tau_inv, warns):
+    """Array parameters take their own branch (the largest entry): exactly
+    dt*tau_inv = 2 is the limit itself and does not warn, just above it does."""
+    values = np.array([1.0, tau_inv, 2.0])
+    xs = np.ones((3, 3))
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        values, xs = torch.from_numpy(values), torch.from_numpy(xs)
+    stable = values * 0 + 1  # dt*tau_inv = 0.5 for the other time constant
+    for field in ("tau_mem_inv", "tau_syn_inv"):
+        p = LIParameters(stable, stable)._replace(**{field: values})
+        caught = _unstable_warnings(lambda p=p: li_scan(xs, p=p, dt=0.5))
+        assert len(caught) == warns, (field, [str(w.message) for w in caught])
+
+
+# -- non-finite array parameters -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["tau_mem_inv", "tau_syn_inv", "v_leak"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_nonfinite_numpy_parameter_is_refused_naming_it_and_its_index(field, bad):
+    values = np.full((2, 3), 100.0, dtype=np.float32)
+    values[1, 2] = bad
+    state = LIState(np.zeros(3, np.float32), np.zeros(3, np.float32))
+    p = LIParameters()._replace(**{field: values})
+    xs = np.ones((4, 2, 3), dtype=np.float32)
+    before = [xs.copy(), values.copy(), state.v.copy()]
+    for call in (lambda: li_scan(xs, state, None, p), lambda: li_feed_forward_step(xs[0], None, p)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == f"p.{field} must be finite, got {bad!r} at index (1, 2)"
+    for old, new in zip(before, [xs, values, state.v]):
+        np.testing.assert_array_equal(new, old)  # nothing was changed
+
+
+def test_a_nonfinite_torch_parameter_is_refused_also_when_it_requires_grad():
+    torch = pytest.importorskip("torch")
+    v_leak = torch.tensor([0.0, 0.0, float("nan"), 0.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"^p\.v_leak must be finite, got nan at index 2$"):
+        li_scan(torch.ones(5, 4), p=LIParameters(v_leak=v_leak))
+
+
+def test_a_parameter_whose_sum_overflows_is_finite():
+    """The check sums first; a sum that overflows (float16 here) must not be taken for a non-finite entry."""
+    tau = np.full(8, 60000.0, dtype=np.float16)  # finite; their float16 sum is inf
+    assert not np.isfinite(tau.sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnstableStepWarning)
+        voltages, _ = li_scan(np.zeros((2, 8), np.float16), p=LIParameters(tau_mem_inv=tau), dt=1e-5)
+    assert voltages.shape == (2, 8)
+
+
+def test_device_arrays_are_checked_only_on_request(monkeypatch):
+    """Which arrays are on the host is read from the device of any library;
+    a device array (a CUDA torch tensor, where there is one) passes
+    unchecked unless LI_CHECK_FINITE=1."""
+    from li_core.validation import _on_host
+
+    assert _on_host("cpu") and _on_host(type("Device", (), {"type": "cpu"})())
+    assert _on_host(type("JaxDevice", (), {"platform": "cpu"})())
+    assert not _on_host("cuda:0") and not _on_host(type("Device", (), {"type": "cuda"})())
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device for torch: the opt-in on device arrays is not exercised here")
+    p = LIParameters(v_leak=torch.tensor([0.0, float("inf")], device="cuda"))
+    xs = torch.ones(3, 2, device="cuda")
+    monkeypatch.delenv("LI_CHECK_FINITE", raising=False)
+    voltages, _ = li_scan(xs, p=p)
+    assert not torch.isfinite(voltages[:, 1]).any() and torch.isfinite(voltages[:, 0]).all()
+    monkeypatch.setenv("LI_CHECK_FINITE", "1")
+    with pytest.raises(ValueError, match=r"p\.v_leak must be finite, got inf at index 1"):
+        li_scan(xs, p=p)

@@ -65,17 +65,21 @@ class TorchBackend(li_core.Backend):
     autograd = True
 
     def notes(self) -> str:
-        """Which path a scan takes on CUDA tensors."""
+        """Which path a scan takes on CUDA tensors and on the CPU."""
+        from li_backends import compiled
         from li_core.backend import install_command
 
         from . import cuda
 
+        cpu = "; " + compiled.notes("on the CPU, float32 and float64 scans and their backward")
         if not cuda.FUSED:
-            return "on CUDA, scans run torch's own loop (the fused kernels are switched off: cuda.FUSED is False)"
+            return "on CUDA, scans run torch's own loop (the fused kernels are switched off: cuda.FUSED is False)" + cpu
         reason = cuda.fused_unavailable()
         if reason is None:
-            return "on CUDA, scans run the fused CUDA kernels of li_backends/cupy (through CuPy, on torch's stream)"
-        return f"on CUDA, scans run torch's own loop ({reason}); for the fused kernels: {install_command('cuda')}"
+            return (
+                "on CUDA, scans run the fused CUDA kernels of li_backends/cupy (through CuPy, on torch's stream)" + cpu
+            )
+        return f"on CUDA, scans run torch's own loop ({reason}); for the fused kernels: {install_command('cuda')}" + cpu
 
     def handles(self, x: Any) -> bool:
         torch = sys.modules.get("torch")

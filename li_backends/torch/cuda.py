@@ -42,18 +42,37 @@ def _torch() -> Any:
 
 @functools.cache
 def fused_unavailable() -> str | None:
-    """None when torch on CUDA can run the fused kernels here, else why not
-    (the real error of importing CuPy). Checked once per process."""
+    """None when torch on CUDA can run the fused kernels here, else why not:
+    CuPy cannot be imported (its real error), NVRTC cannot be loaded, there
+    is no CUDA device (the ``cupy`` backend's own availability), or the
+    kernels torch runs (float32 and float64) do not compile and load. Checked
+    once per process; the compiled modules are the ones the launches use."""
     try:
         importlib.import_module("cupy")
     except Exception as exc:  # noqa: BLE001 - the error is the reported reason
         return f"{type(exc).__name__}: {exc}"
+    try:
+        nvrtc = importlib.import_module("cupy_backends.cuda.libs.nvrtc")
+        nvrtc.getVersion()
+    except Exception as exc:  # noqa: BLE001 - the error is the reported reason
+        return f"NVRTC, which compiles the kernels, cannot be loaded ({type(exc).__name__}: {exc})"
+    from li_backends.cupy import CuPyBackend
+
+    reason = CuPyBackend().availability()
+    if reason is not None:
+        return reason
+    try:
+        for dtype in _DTYPE_NAMES.values():
+            for kernel in kernels.name_expressions(dtype):
+                launcher._function(dtype, kernel)
+    except Exception as exc:  # noqa: BLE001 - the error is the reported reason
+        return f"the fused kernels do not compile here ({type(exc).__name__}: {exc})"
     return None
 
 
 def active() -> bool:
     """Whether the custom ops run the fused kernels on CUDA tensors (else
-    torch's own loop): :data:`FUSED` and CuPy importable."""
+    torch's own loop): :data:`FUSED` and :func:`fused_unavailable` is None."""
     return FUSED and fused_unavailable() is None
 
 

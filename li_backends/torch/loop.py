@@ -5,7 +5,10 @@ On the CPU the neurons are cut into pieces small enough for each op to run on
 one thread, and the pieces run on worker threads of their own, so no op waits
 at a thread barrier. It is the only algorithm that computes parameter
 gradients; only then does the forward keep the ``j`` sequence (and the
-backward the voltages) for them. Every decay is written in its increment
+backward the voltages) for them. Where the compiled loops of
+:mod:`li_backends.compiled` run (float32 and float64 on the CPU, with
+numba), :func:`compiled_forward` and :func:`compiled_backward` run them on
+the tensors' memory instead. Every decay is written in its increment
 form (``y - a*y``, or ``lerp``, which computes ``start + w*(end - start)``
 for ``|w| < 0.5`` and ``end - (end - start)*(1 - w)`` otherwise, where
 ``1 - w`` is exact), so ``1 - a`` and ``1 - d`` are never rounded; the
@@ -22,6 +25,7 @@ from typing import Any
 
 import torch
 
+from li_backends import compiled
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -116,6 +120,70 @@ def forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool
     leak = None if _is_zero(v_leak) else v_leak
     _each(_forward_piece, _cut(shape, xs, v0, i0, a, d, leak, voltages, js, currents, i_end))
     return voltages, currents if record else i_end, xs.new_empty((0,)) if js is None else js
+
+
+def compiled_runs(xs: Any) -> bool:
+    """Whether the compiled loops run for the time sequence ``xs``: a
+    float32 or float64 CPU tensor with at least one neuron, where
+    :func:`li_backends.compiled.unavailable` finds no reason against them."""
+    return (
+        xs.device.type == "cpu"
+        and xs.dtype in (torch.float32, torch.float64)
+        and xs[0].numel() > 0
+        and compiled.unavailable() is None
+    )
+
+
+def _array(t: Any) -> Any:
+    """The NumPy view of a CPU tensor's memory (no copy)."""
+    return t.detach().numpy()
+
+
+def compiled_forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool):
+    """:func:`forward`'s outputs from :func:`li_backends.compiled.scan`,
+    written straight into the output tensors (see :func:`compiled_runs`)."""
+    xs = xs.contiguous()
+    voltages = torch.empty_like(xs)
+    currents = torch.empty_like(xs) if record else None
+    js = torch.empty_like(xs) if keep else None
+    i_end = xs.new_empty(xs.shape[1:])
+    leak = None if _is_zero(v_leak) else _array(v_leak)
+    currents_array, js_array = (None if t is None else _array(t) for t in (currents, js))
+    compiled.scan(
+        _array(xs),
+        _array(v0),
+        _array(i0),
+        _array(a),
+        _array(d),
+        leak,
+        _array(voltages),
+        currents_array,
+        js_array,
+        _array(i_end),
+    )
+    return voltages, i_end if currents is None else currents, xs.new_empty((0,)) if js is None else js
+
+
+def compiled_backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, saved: tuple | None):
+    """:func:`backward`'s gradients from
+    :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always)."""
+    shape = gv.shape[1:]
+    gx = torch.empty(gv.shape, dtype=gv.dtype)
+    g_v0 = gv.new_empty(shape)
+    shares = None if saved is None else [gv.new_empty(shape) for _ in range(3)]
+    arrays = None if saved is None else tuple(_array(t) for t in saved)
+    compiled.scan_backward(
+        _array(gv),
+        _array(gi) if record else None,
+        0.0 if record else _array(gi),
+        _array(a),
+        _array(d),
+        arrays,
+        _array(gx),
+        _array(g_v0),
+        None if shares is None else tuple(_array(t) for t in shares),
+    )
+    return [gx, g_v0, gx[0].clone(), *(shares or ())]
 
 
 def lane_scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bool) -> tuple[Any, LIState]:

@@ -84,8 +84,11 @@ def _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length):
 
 
 def _scan(xs, v0, i0, a, d, v_leak, record, keep):
-    """The forward op with torch's own ops, on any device."""
+    """The forward op with the compiled loops (float32 and float64 on the
+    CPU, where numba imports) or torch's own ops, on any device."""
     with torch.no_grad():
+        if loop.compiled_runs(xs):
+            return loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
         length = blocked_length(xs)
         if length:
             return _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length)
@@ -93,11 +96,14 @@ def _scan(xs, v0, i0, a, d, v_leak, record, keep):
 
 
 def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
-    """The backward op with torch's own ops, on any device."""
+    """The backward op with the compiled loops (as :func:`_scan`) or torch's
+    own ops, on any device."""
     saved = None if js is None else (v0, voltages, js, v_leak)
     with torch.no_grad():
         length = blocked_length(gv)
-        if length:
+        if loop.compiled_runs(gv):
+            grads = loop.compiled_backward(gv, gi, a, d, record, saved)
+        elif length:
             grads = blocked_adjoint(gv, gi, a, d, record, need_v0, saved, lane_scan=loop.lane_scan, length=length)
         else:
             grads = loop.backward(gv, gi, a, d, record, need_v0, saved)

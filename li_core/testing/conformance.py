@@ -565,6 +565,35 @@ def test_bad_input_raises_before_any_work(target: Target) -> None:
         np.testing.assert_array_equal(new, old, err_msg="a rejected call modified its inputs")
 
 
+def _on_host(target: Target) -> bool:
+    return "cpu" in str(target.device).lower()
+
+
+@pytest.mark.parametrize(
+    "field, index, value",
+    [("tau_mem_inv", 2, float("nan")), ("tau_syn_inv", 0, float("-inf")), ("v_leak", 3, float("inf"))],
+)
+def test_nonfinite_array_parameter_is_refused(target: Target, monkeypatch, field, index, value) -> None:
+    """A NaN or inf entry of an array parameter is a ``ValueError`` naming the
+    parameter and its index: from the call on host arrays, when computed for
+    a chunked (lazy) backend, and for device arrays with ``LI_CHECK_FINITE=1``
+    (the opt-in, set here)."""
+    if _on_host(target):
+        monkeypatch.delenv("LI_CHECK_FINITE", raising=False)
+    else:
+        monkeypatch.setenv("LI_CHECK_FINITE", "1")
+    case = target.case(random_case(6, (2,), 4, inputs=3, seed=23))
+    values = np.full(4, {"tau_mem_inv": 100.0, "tau_syn_inv": 200.0, "v_leak": 0.0}[field])
+    values[index] = value
+    p = case.p._replace(**{field: target.array(values)})
+    lazy = bool(target.backend.block_libraries)
+    with pytest.raises(ValueError, match=rf"p\.{field} must be finite.* at index {index}") as info:
+        voltages, _ = li_scan(case.xs, case.state, case.weights, p, case.dt, backend=target.backend)
+        assert lazy, "the call returned although a parameter is not finite"
+        target.numpy(voltages)  # a chunked backend checks when computing
+    assert repr(value) in str(info.value)
+
+
 # --- gradients, for backends that declare autograd ---------------------------
 
 

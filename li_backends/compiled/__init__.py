@@ -1,0 +1,244 @@
+"""Compiled CPU loops: the scan and its adjoint through numba, when it imports.
+
+The ``numpy`` backend's scan (float32 and float64) and, on the CPU, the
+``torch`` backend's scan op and its backward run the kernels of
+:mod:`.kernels` on their arrays' memory instead of a loop of array
+operations or the time-blocked scan. The kernels cut the neurons into
+contiguous blocks that run on numba's threads (``numba.set_num_threads``, or
+``NUMBA_NUM_THREADS`` before numba is imported), each block stepping through
+time on its own, so a scan reads its input and writes its outputs once. The
+forward computes exactly the ``numpy`` backend's loop (same operations, same
+order, no ``fastmath``), so the two give bitwise the same numbers.
+
+They run unless numba does not import, the environment variable
+``LI_NUMBA=0`` is set, or :data:`ENABLED` is False. Nothing here imports numba
+until a scan (or ``li backends``) asks whether the kernels can run; the
+kernels are compiled once and cached on disk (numba's ``cache=True``), so a
+new process loads them instead of compiling.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import os
+from typing import Any
+
+#: set to False to run the NumPy and torch loops (and the blocked scan) where
+#: the compiled loops would (the tests and the benchmarks compare both)
+ENABLED = True
+#: a block has at most this many neurons: long rows write fresh output pages
+#: in order (W1, 32,768 neurons on one thread, was fastest as one block),
+#: while a block's state and rates must stay in the core's caches
+MAX_BLOCK = 32768
+#: block lengths are multiples of this many neurons (a 64-byte cache line of float32)
+ALIGN = 16
+#: a scan takes one more thread per this many neuron-steps (about 0.3 ms of
+#: work): waking a thread costs more than a small scan, and far more on a
+#: busy machine, where the thread may not get a core for a while
+GRAIN = 2**18
+
+
+#: the process that ran the kernels on numba's OpenMP threads: GNU OpenMP
+#: does not survive a fork, and numba terminates a forked child that enters it
+_openmp_process: int | None = None
+
+
+def unavailable() -> str | None:
+    """Why the compiled loops do not run, or None when they do."""
+    if os.environ.get("LI_NUMBA", "").strip() == "0":
+        return "LI_NUMBA=0 is set"
+    if not ENABLED:
+        return "li_backends.compiled.ENABLED is False"
+    if _openmp_process is not None and _openmp_process != os.getpid():
+        return "this process was forked from one that ran them on numba's OpenMP threads, which a fork cannot reuse"
+    return _import_error()
+
+
+@functools.cache
+def _import_error() -> str | None:
+    """The reason numba's kernels cannot be loaded (the first time only)."""
+    try:
+        importlib.import_module(__name__ + ".kernels")
+    except Exception as error:  # noqa: BLE001 - a broken numba (say, built for another NumPy) leaves the loops to run
+        from li_core.backend import install_command
+
+        return f"numba does not import ({type(error).__name__}: {error}); to install it: {install_command('numba')}"
+    return None
+
+
+def notes(cpu: str) -> str:
+    """For ``li backends``: which loop the scans on ``cpu`` (what a backend
+    computes on, e.g. "NumPy arrays") take, and why."""
+    reason = unavailable()
+    if reason is None:
+        import numba
+
+        return f"{cpu}: compiled loops (numba {numba.__version__}, {numba.get_num_threads()} threads)"
+    return f"{cpu}: loops of array operations, not the compiled ones ({reason})"
+
+
+def threads(count: int | None = None) -> str:
+    """Sets the compiled loops' threads to ``count`` (``numba.set_num_threads``,
+    where they run and ``count`` is given); returns a line that says what
+    they run on, for benchmarks."""
+    reason = unavailable()
+    if reason is not None:
+        return f"compiled loops: off ({reason})"
+    import numba
+
+    if count:
+        numba.set_num_threads(count)
+    return f"compiled loops: numba {numba.__version__}, {numba.get_num_threads()} threads"
+
+
+def _kernels() -> Any:
+    return importlib.import_module(__name__ + ".kernels")
+
+
+def block(neurons: int) -> int:
+    """The neurons per block: an even share per thread, at most
+    :data:`MAX_BLOCK`, rounded up to :data:`ALIGN`."""
+    import numba
+
+    share = math.ceil(neurons / numba.get_num_threads())
+    return max(ALIGN, min(MAX_BLOCK, math.ceil(share / ALIGN) * ALIGN))
+
+
+def _per_neuron(value: Any, neurons: tuple, dtype: Any) -> Any:
+    """``value`` (a number or an array broadcasting to ``neurons``) as a
+    contiguous, read-only ``[N]`` array of ``dtype``."""
+    import numpy as np
+
+    flat = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=dtype), neurons)).reshape(-1)
+    return _read_only(flat)
+
+
+def _rates(values: tuple, neurons: tuple, dtype: Any) -> list:
+    """The rates (and ``v_leak``) as scalars of ``dtype`` where every one of
+    them is a single number, else each as an ``[N]`` array (two compilations
+    of a kernel, not one per combination)."""
+    import numpy as np
+
+    if all(np.size(value) == 1 for value in values):
+        return [np.asarray(value, dtype=dtype).reshape(())[()] for value in values]
+    return [_per_neuron(value, neurons, dtype) for value in values]
+
+
+def _sequence(array: Any, size: int, dtype: Any, *, one_row: bool = False) -> Any:
+    """An input sequence ``[rows, *neurons]`` as a contiguous, read-only
+    ``[rows, N]``; with ``one_row``, a sequence broadcast over time (the
+    gradient of a sum arrives so) as its one row, which a kernel reads at
+    every step."""
+    import numpy as np
+
+    if one_row and array.shape[0] > 1 and array.strides[0] == 0:
+        array = array[:1]
+    return _read_only(np.ascontiguousarray(array, dtype=dtype).reshape(-1, size))
+
+
+def _read_only(array: Any) -> Any:
+    """A read-only view: every input reaches the kernels with the same numba
+    type, whether its caller's array is writable or not (one compilation)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _rows(array: Any, size: int) -> Any:
+    """A contiguous output ``[rows, *neurons]`` as ``[rows, N]``, a view
+    (raises rather than copy)."""
+    view = array.view()
+    view.shape = (-1, size)
+    return view
+
+
+def _run(kernel: Any, size: int, steps: int, *args: Any) -> None:
+    """``kernel(*args, block)`` on as many threads as it has blocks and
+    :data:`GRAIN` neuron-steps, at most ``numba.get_num_threads()``: a thread
+    without a block would only hold the others up at the end."""
+    import numba
+
+    length = block(size)
+    threads = numba.get_num_threads()
+    wanted = max(1, min(threads, math.ceil(size / length), size * steps // GRAIN))
+    numba.set_num_threads(wanted)
+    try:
+        kernel(*args, length)
+    finally:
+        numba.set_num_threads(threads)
+    global _openmp_process
+    if _openmp_process is None and numba.threading_layer() == "omp":
+        _openmp_process = os.getpid()
+
+
+def scan(
+    xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, voltages: Any, currents: Any, js: Any, i_end: Any
+) -> None:
+    """The forward scan of NumPy arrays ``xs`` ``[T, *neurons]`` (``T >= 1``
+    and at least one neuron), from ``v0``, ``i0`` with the rates ``a``,
+    ``d`` (:func:`li_core.reference.rates`) and ``v_leak``, each a number or
+    an array broadcasting to the neurons, or None for ``v_leak = 0``. Writes
+    ``v_t`` into ``voltages`` ``[T, *neurons]``, ``i_t`` into ``currents``
+    and ``j_t = i_{t-1} + x_t`` into ``js`` where they are given (else None)
+    and the final current into ``i_end``: contiguous arrays of the compute
+    dtype, float32 or float64."""
+    import numpy as np
+
+    neurons = xs.shape[1:]
+    size, dtype = math.prod(neurons), voltages.dtype
+    state = [_per_neuron(value, neurons, dtype) for value in (v0, i0)]
+    rates = _rates((a, d, 0.0 if v_leak is None else v_leak), neurons, dtype)
+    unwanted = np.empty((0, size), dtype)
+    outputs = [unwanted if out is None else _rows(out, size) for out in (voltages, currents, js)]
+    has_leak = v_leak is not None
+    _run(
+        _kernels().scan,
+        size,
+        xs.shape[0],
+        _sequence(xs, size, dtype),
+        *state,
+        *rates,
+        has_leak,
+        *outputs,
+        _rows(i_end, size)[0],
+    )
+
+
+def scan_backward(
+    gv: Any, gi: Any, gi_end: Any, a: Any, d: Any, saved: tuple | None, dx: Any, dv0: Any, shares: tuple | None
+) -> None:
+    """The adjoint of :func:`scan` on NumPy arrays: writes ``dL/dx`` into
+    the contiguous ``dx`` ``[T, *neurons]`` and ``dL/dv_init`` into
+    ``dv0``, from the gradients of the voltages ``gv`` and of the recorded
+    currents ``gi`` (each ``[T, *neurons]``, or ``[1, *neurons]`` standing
+    for every step; ``gi`` may be None) and of the final current ``gi_end``.
+    With ``saved = (v0, voltages, js, v_leak)`` of the forward, also each
+    neuron's share of the gradients of ``a``, ``d`` and ``v_leak`` into the
+    three contiguous ``shares``."""
+    import numpy as np
+
+    neurons = dx.shape[1:]
+    size, dtype = math.prod(neurons), dx.dtype
+    no_rows = _read_only(np.empty((0, size), dtype))
+    if saved is None or shares is None:  # no parameter gradients: no sequences to read, no shares to write
+        v0, voltages, js, leak = no_rows[:, 0], no_rows, no_rows, 0.0
+        outputs = (np.empty(0, dtype),) * 3
+    else:
+        v0, voltages, js, leak = saved
+        v0, voltages, js = _per_neuron(v0, neurons, dtype), _sequence(voltages, size, dtype), _sequence(js, size, dtype)
+        outputs = tuple(_rows(share, size)[0] for share in shares)
+    gis = no_rows if gi is None else _sequence(gi, size, dtype, one_row=True)
+    rate_v, rate_i, v_leak = _rates((a, d, leak), neurons, dtype)
+    inputs = (
+        _sequence(gv, size, dtype, one_row=True),
+        gis,
+        _per_neuron(gi_end, neurons, dtype),
+        rate_v,
+        rate_i,
+        v0,
+        voltages,
+        js,
+    )
+    _run(_kernels().scan_backward, size, dx.shape[0], *inputs, v_leak, _rows(dx, size), _rows(dv0, size)[0], *outputs)

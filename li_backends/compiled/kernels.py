@@ -1,0 +1,153 @@
+"""The scan and its adjoint as loops compiled by numba, on flat ``[T, N]`` arrays.
+
+Both kernels cut the ``N`` neurons into contiguous blocks of ``block``
+neurons and run the blocks in parallel (``prange``, on up to
+``numba.get_num_threads()`` threads); within a block, time runs sequentially
+and the innermost loop runs over the block's neurons, so each thread reads
+and writes whole rows of its block, step after step, and never waits for
+another. A block keeps its state and its rates in arrays of its own, so that
+the innermost loop reads one input row and writes one output row (the
+compiler vectorises it); whatever else a step records is copied from the
+block's arrays afterwards.
+
+Every array is C-contiguous. The initial state has ``N`` elements; the
+rates ``a``, ``d`` and ``v_leak`` are either all ``[N]`` arrays or all
+scalars (one compilation each: a scalar costs no memory traffic). A
+sequence that is not wanted has no rows. Everything is computed in the
+arrays' dtype, float32 or float64, in the increment forms of the contract
+(docs/contract.md, section 1), without ``fastmath``: the forward runs the
+operations of the ``numpy`` backend's loop in the same order, so its results
+are bitwise the same.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba.core import types
+from numba.extending import overload
+
+
+def _part(values, lo, hi):  # pragma: no cover - replaced by the overload when compiled
+    """``values[lo:hi]`` as an array of the block's own, or the scalar itself."""
+
+
+def _at(values, k):  # pragma: no cover - replaced by the overload when compiled
+    """``values[k]``, or the scalar itself."""
+
+
+@overload(_part)
+def _part_overload(values, lo, hi):
+    if isinstance(values, types.Array):
+        return lambda values, lo, hi: values[lo:hi].copy()
+    return lambda values, lo, hi: values
+
+
+@overload(_at, inline="always")
+def _at_overload(values, k):
+    if isinstance(values, types.Array):
+        return lambda values, k: values[k]
+    return lambda values, k: values
+
+
+@numba.njit(cache=True)
+def scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end, lo, hi):  # pragma: no cover
+    """The forward scan of neurons ``lo`` to ``hi - 1``. Writes ``v_t`` to
+    ``voltages[t]``, ``i_t`` to ``currents[t]`` and ``j_t`` to ``js[t]``
+    where those have rows, and the final current to ``i_end``::
+
+        j_t = i_{t-1} + x_t
+        v_t = v_{t-1} + ((v_leak - v_{t-1}) + j_t)*a     (without v_leak: (j_t - v_{t-1})*a)
+        i_t = j_t - j_t*d
+    """
+    record, keep = currents.shape[0] > 0, js.shape[0] > 0
+    v, i, j = v0[lo:hi].copy(), i0[lo:hi].copy(), np.empty(hi - lo, v0.dtype)
+    rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
+    for t in range(xs.shape[0]):
+        x_t, v_t = xs[t, lo:hi], voltages[t, lo:hi]
+        if has_leak:
+            for k in range(hi - lo):
+                j[k] = i[k] + x_t[k]
+                v[k] = v[k] + ((_at(leak, k) - v[k]) + j[k]) * _at(rate_v, k)
+                i[k] = j[k] - j[k] * _at(rate_i, k)
+                v_t[k] = v[k]
+        else:
+            for k in range(hi - lo):
+                j[k] = i[k] + x_t[k]
+                v[k] = v[k] + (j[k] - v[k]) * _at(rate_v, k)
+                i[k] = j[k] - j[k] * _at(rate_i, k)
+                v_t[k] = v[k]
+        if record:
+            currents[t, lo:hi] = i
+        if keep:
+            js[t, lo:hi] = j
+    i_end[lo:hi] = i
+
+
+@numba.njit(cache=True)
+def scan_backward_block(
+    gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, lo, hi
+):  # pragma: no cover
+    """The adjoint of neurons ``lo`` to ``hi - 1``, in reverse time from
+    ``lam_T = 0`` and ``mu_T = gi_end`` (the gradient of the final current)::
+
+        lam_t = gv_t + (lam_{t+1} - a*lam_{t+1})
+        kap_t = gis_t + mu_{t+1}
+        mu_t  = a*lam_t + (kap_t - d*kap_t)
+
+    ``gv`` and ``gis`` have ``T`` rows, or one that stands for every step
+    (a broadcast gradient), or (``gis`` only) none. Writes ``dL/dx_t = mu_t``
+    to ``dx[t]`` and ``dL/dv_init = lam_0 - a*lam_0`` to ``dv0``. Where
+    ``js`` has rows (``j_t`` of the forward, with its ``voltages`` and
+    ``v0``), also each neuron's share of the parameter gradients, summed over
+    time in float64, into ``da``, ``dd`` and ``dv_leak`` (``[N]``)::
+
+        da = sum_t lam_t*((v_leak - v_{t-1}) + j_t),   dd = -sum_t kap_t*j_t,   dv_leak = a*sum_t lam_t
+    """
+    every_v, every_i = 1 if gv.shape[0] > 1 else 0, 1 if gis.shape[0] > 1 else 0
+    with_gi, parameters = gis.shape[0] > 0, js.shape[0] > 0
+    rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
+    mu, lam, kap = gi_end[lo:hi].copy(), np.zeros(hi - lo, dx.dtype), np.empty(hi - lo, dx.dtype)
+    shares = hi - lo if parameters else 0
+    sum_a, sum_d, sum_lam = np.zeros(shares), np.zeros(shares), np.zeros(shares)
+    for t in range(dx.shape[0] - 1, -1, -1):
+        gv_t, dx_t = gv[t * every_v, lo:hi], dx[t, lo:hi]
+        kap[:] = mu
+        if with_gi:
+            gi_t = gis[t * every_i, lo:hi]
+            for k in range(hi - lo):
+                kap[k] = gi_t[k] + mu[k]
+        for k in range(hi - lo):
+            lam[k] = gv_t[k] + (lam[k] - _at(rate_v, k) * lam[k])
+            mu[k] = _at(rate_v, k) * lam[k] + (kap[k] - _at(rate_i, k) * kap[k])
+            dx_t[k] = mu[k]
+        if parameters:
+            j_t = js[t, lo:hi]
+            before = voltages[t - 1, lo:hi] if t > 0 else v0[lo:hi]
+            for k in range(hi - lo):
+                drive = (_at(leak, k) - before[k]) + j_t[k]
+                sum_a[k] += np.float64(lam[k]) * np.float64(drive)
+                sum_d[k] -= np.float64(kap[k]) * np.float64(j_t[k])
+                sum_lam[k] += lam[k]
+    for k in range(hi - lo):
+        dv0[lo + k] = lam[k] - _at(rate_v, k) * lam[k]
+    for k in range(shares):
+        da[lo + k], dd[lo + k], dv_leak[lo + k] = sum_a[k], sum_d[k], _at(rate_v, k) * sum_lam[k]
+
+
+@numba.njit(parallel=True, cache=True)
+def scan(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end, block):  # pragma: no cover
+    """:func:`scan_block` on every block of ``block`` neurons, in parallel."""
+    n = xs.shape[1]
+    for b in numba.prange((n + block - 1) // block):
+        lo, hi = b * block, min(n, (b + 1) * block)
+        scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end, lo, hi)
+
+
+@numba.njit(parallel=True, cache=True)
+def scan_backward(gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, block):  # pragma: no cover
+    """:func:`scan_backward_block` on every block of ``block`` neurons, in parallel."""
+    n = dx.shape[1]
+    for b in numba.prange((n + block - 1) // block):
+        lo, hi = b * block, min(n, (b + 1) * block)
+        scan_backward_block(gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, lo, hi)
