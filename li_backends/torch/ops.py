@@ -213,7 +213,8 @@ def _forward(xs, v0, i0, a, d, v_leak, record, keep):
     a buffer of its own. Rates are tensors or Python floats."""
     if _fused(xs):
         return cuda.scan_with_copy(xs, v0, i0, a, d, v_leak, record, keep)
-    voltages, currents, js = _scan(xs, v0, i0, *_tensors(xs.dtype, a, d, v_leak), record, keep)
+    a, d, v_leak = _tensors(xs.dtype, a, d, v_leak)
+    voltages, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep)
     v_out = voltages.clone() if record else voltages[-1].clone()
     return voltages, v_out, currents, js if keep else None
 
@@ -237,7 +238,8 @@ def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
         return cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
     if gi is None:
         gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
-    return _scan_backward(gv, gi, *_tensors(gv.dtype, a, d, v_leak), v0, voltages, js, record, need_v0)
+    a, d, v_leak = _tensors(gv.dtype, a, d, v_leak)
+    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
 
 
 class Scan(torch.autograd.Function):
