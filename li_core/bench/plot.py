@@ -13,7 +13,7 @@ def plot_results(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
     on a log scale, with the copy time as a tick. Needs matplotlib."""
     from matplotlib.figure import Figure
 
-    rows = [r for r in report["results"] if r["status"] == "ok"]
+    rows = [r for r in report["results"] if r["status"] == "ok" and "host" not in r]
     present = {r["workload"] for r in rows}
     workloads = [w for w in report["settings"]["workloads"] if w in present]
     targets = list(dict.fromkeys(f"{r['backend']} ({r['device']})" for r in rows))

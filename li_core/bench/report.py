@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .host import HOST_HEADERS, host_table
+
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A plain-text table with left-aligned columns."""
@@ -56,6 +58,8 @@ def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
             what = " ".join(part for part in (row["backend"], row["device"], row["workload"]) if part)
             notes.append(f"{row['status']}: {what}: {row['reason']}")
             continue
+        if "host" in row:  # (its own table: li_core.bench.host.host_table)
+            continue
         table.append(
             [
                 row["backend"],
@@ -83,6 +87,10 @@ def format_results(report: dict[str, Any]) -> str:
     table, notes = result_table(report)
     parts = [f"li bench: {describe_settings(report)}", ""]
     parts.append(format_table(RESULT_HEADERS, table) if table else "(nothing was timed)")
+    host = host_table(report)
+    if host:
+        parts += ["", "host overhead (us per call; floor: one autograd.Function, one op each way):"]
+        parts.append(format_table(HOST_HEADERS, host))
     if notes:
         parts += ["", *notes]
     parts += [

@@ -13,6 +13,7 @@ from ..api import li_scan
 from ..arrays import library_name
 from ..registry import get_backend, list_backends
 from ..types import LIParameters, LIState
+from .host import time_host
 from .machine import gpu_name, machine_info
 from .peers import norse_fields
 from .timing import (
@@ -101,6 +102,9 @@ def _time_case(
 ) -> dict[str, Any]:
     """Time one workload on one backend and device; the row's fields."""
     import numpy as np
+
+    if workload.host:
+        return time_host(backend, device, workload, dtype, repeats, seed)
 
     xs_np, w_np = workload.arrays(dtype, seed)
     xs = backend.asarray(xs_np, device=device)

@@ -10,6 +10,9 @@ from ..types import LIParameters
 
 PARAMETERS = LIParameters()
 DT = 1e-3
+#: the sequence lengths and neuron counts of the host-overhead grid
+HOST_STEPS = (1, 16, 256)
+HOST_NEURONS = (8, 512, 4096)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +35,24 @@ class Workload:
     training: bool = False
     per_neuron: bool = False
     loop_steps: int | None = None
+    #: a grid of host-overhead cells (:mod:`.host`): every ``T`` of
+    #: :data:`HOST_STEPS` up to ``steps`` by every ``N`` of
+    #: :data:`HOST_NEURONS` up to ``neurons``
+    host: bool = False
 
     @property
     def shape(self) -> str:
+        if self.host:
+            steps, neurons = zip(*self.grid())
+            return f"T in {{{','.join(map(str, sorted(set(steps))))}}} x N in {{{','.join(map(str, sorted(set(neurons))))}}} B={self.batch}"
         inputs = f" in={self.inputs}" if self.inputs is not None else ""
         return f"T={self.steps} B={self.batch}{inputs} N={self.neurons}"
+
+    def grid(self) -> list[tuple[int, int]]:
+        """The ``(T, N)`` cells of a host workload."""
+        steps = [s for s in HOST_STEPS if s <= self.steps] or [self.steps]
+        neurons = [n for n in HOST_NEURONS if n <= self.neurons] or [self.neurons]
+        return [(s, n) for s in steps for n in neurons]
 
     def quick(self) -> Workload:
         """A much smaller version with the same structure (for tests)."""
@@ -86,5 +102,6 @@ WORKLOADS: dict[str, Workload] = {
         Workload("small", "small scan", 100, 8, 256),
         Workload("weighted", "weighted scan", 500, 16, 1024, inputs=1024),
         Workload("long", "few neurons, long run", 100_000, 1, 16, per_neuron=True, loop_steps=10_000),
+        Workload("host", "host overhead per call", 256, 2, 4096, host=True),
     )
 }
