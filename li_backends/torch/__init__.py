@@ -5,9 +5,11 @@ is one fused operator with a hand-written adjoint (:mod:`.ops`), computed on
 the CPU by one of two algorithms chosen by size: a time loop of in-place ops
 (:mod:`.loop`) or, for few neurons per step and long runs, the time-blocked
 scan of :mod:`li_core.blocked_scan` (forward and adjoint) with that loop as
-its lane scan. float16 and bfloat16 are computed in
-float32 and returned in their own dtype. Importing this package does not
-import torch.
+its lane scan. Outside ``torch.compile`` a scan goes through one plain
+``torch.autograd.Function`` (:func:`.ops.scan_eager`); under it, through the
+custom op ``li_neurons::scan``, with the same bits. float16 and bfloat16 are
+computed in float32 and returned in their own dtype. Importing this package
+does not import torch.
 """
 
 from __future__ import annotations
