@@ -298,6 +298,8 @@ def complete_state(call: Call, backend: Backend) -> LIState:
         xp, where = namespace(call.x), "cpu" if call.library == "numpy" else device_of(call.x, call.library)
         zeros = xp.zeros(shape, dtype=call.x.dtype, device=where)
         v_leak = call.p.v_leak
+        if type(v_leak) is float and v_leak == 0.0:
+            return LIState(zeros, zeros)  # (one array for both: backends never write into the state)
         voltage = (
             xp.full(shape, v_leak, dtype=call.x.dtype, device=where) if isinstance(v_leak, float) else zeros + v_leak
         )
