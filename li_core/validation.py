@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-import operator
 import sys
 import warnings
 from typing import Any, NamedTuple
@@ -73,6 +72,10 @@ _input_kinds: dict[tuple[type, Any], tuple[str, str]] = {}
 _device_readers: dict[type, Any] = {}
 
 
+def _tensor_device(x: Any) -> Any:
+    return x.device  # (a plain function: torch.compile traces it, not an operator.attrgetter)
+
+
 def device_of(x: Any, library: str) -> Any:
     """:func:`li_core.arrays.device`, read the cheapest way for ``x``'s type
     (``Tensor.device`` for torch, which is what array-api-compat returns)."""
@@ -80,7 +83,7 @@ def device_of(x: Any, library: str) -> Any:
     reader = _device_readers.get(kind)
     if reader is None:
         if library == "torch":
-            reader = _device_readers[kind] = operator.attrgetter("device")
+            reader = _device_readers[kind] = _tensor_device
         else:
             reader = _device_readers[kind] = functools.partial(device, library=library)
     return reader(x)
