@@ -18,6 +18,21 @@ Workloads (float32, default parameters, state None):
    ops per step, the kind of code Norse's LI module runs) side by side;
    target: the fused path at least 50x faster than the loop.
 
+Peers, where installed (``.ci/run`` does not install them), on the same
+CUDA tensors at W2 (T=500, batch 16, 4096 neurons) and at a small layer
+(T=100, batch 32, 512 neurons), forward scan and training step, each
+against ``x.clone()``: Norse 1.1's ``LI`` module; SpikingJelly 2.0's fused
+multi-step LIF (``spikingjelly.activation_based.functional.neuron.lif_multi_step``,
+its own CUDA/Triton kernels with autograd) with a threshold that never fires,
+a one-state neuron and so a lower bound on what a fused neuron kernel costs;
+and SpikingJelly's ``CUBALIFNode`` (our model's class, which has no fused
+form: it iterates ``cuba_lif_step``), the loop anchor. A peer that is not
+installed or fails is a ``skipped`` row with the reason.
+
+CUDA graphs: the W2 training step eager and through
+``torch.cuda.make_graphed_callables`` (forward and backward captured),
+wall clock and device time.
+
 Three figures per candidate, medians of ``--repeats`` runs:
 
 - ``ms``, the wall clock: CUDA events around the call on an idle device, so
@@ -294,6 +309,152 @@ def bench_torch(repeats: int) -> list[dict]:
     return results
 
 
+#: the peers' shapes: W2 and a small layer
+PEER_SHAPES = {
+    "W2 T=500, batch 16, 4096 neurons": (500, 16, 4096),
+    "small T=100, batch 32, 512 neurons": (100, 32, 512),
+}
+
+
+def peer_modules(torch: Any, device: str = "cuda") -> tuple[dict[str, Callable[[Any], Any]], list[dict]]:
+    """The peers' forward functions ``x [T, B, N] -> voltages [T, B, N]`` on
+    ``device`` that can run here, and a ``skipped`` row for each that cannot."""
+    from li_core import LIParameters
+
+    found: dict[str, Callable[[Any], Any]] = {}
+    skipped = []
+    p = LIParameters()
+    try:
+        from norse.torch import LI
+        from norse.torch import LIParameters as NorseParameters
+
+        norse = LI(p=NorseParameters(*(torch.tensor(v, device=device) for v in p)), dt=1e-3)
+        found["norse LI"] = lambda x: norse(x)[0]
+    except Exception as exc:  # noqa: BLE001 - reported as a skipped row
+        skipped.append({"library": "norse", "skipped": f"{type(exc).__name__}: {exc}"})
+    try:
+        from spikingjelly.activation_based.functional import neuron as sj_functional  # type: ignore[import-untyped]
+
+        fused = sj_functional.lif_multi_step
+        tau = 1.0 / (1e-3 * p.tau_mem_inv)  # the same membrane decay per step; never fires
+
+        def sj_fused(x: Any) -> Any:
+            v0 = torch.zeros_like(x[0])
+            return fused(x, v0, tau, decay_input=True, v_threshold=float("inf"), v_reset=0.0, store_v_seq=True)[2]
+
+        found["spikingjelly lif_multi_step"] = sj_fused
+    except Exception as exc:  # noqa: BLE001 - reported as a skipped row
+        skipped.append({"library": "spikingjelly", "skipped": f"fused lif_multi_step: {type(exc).__name__}: {exc}"})
+    try:
+        from spikingjelly.activation_based import functional as sj_tools  # type: ignore[import-untyped]
+        from spikingjelly.activation_based.neuron import CUBALIFNode  # type: ignore[import-untyped]
+
+        cuba = CUBALIFNode(c_decay=1e-3 * p.tau_syn_inv, v_decay=1e-3 * p.tau_mem_inv, v_threshold=float("inf"))
+
+        def sj_cuba(x: Any) -> Any:
+            sj_tools.reset_net(cuba)
+            voltages = []
+            for x_t in x:  # one cuba_lif_step per time step: it has no fused form
+                cuba(x_t)
+                voltages.append(cuba.v)
+            return torch.stack(voltages)
+
+        found["spikingjelly CUBALIFNode"] = sj_cuba
+    except Exception as exc:  # noqa: BLE001 - reported as a skipped row
+        skipped.append({"library": "spikingjelly", "skipped": f"CUBALIFNode: {type(exc).__name__}: {exc}"})
+    return found, skipped
+
+
+def bench_peers(repeats: int) -> list[dict]:
+    """``li_scan`` and the peers on the same CUDA tensors, forward and
+    training, against ``x.clone()`` (see the module docstring)."""
+    try:
+        import torch
+    except ImportError as exc:
+        return [{"library": "torch", "skipped": f"torch is not importable: {exc}"}]
+    if not torch.cuda.is_available():
+        return [{"library": "peers", "skipped": "no CUDA device: torch.cuda.is_available() is False"}]
+    peers, results = peer_modules(torch)
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    for title, shape in PEER_SHAPES.items():
+        results += _peer_rows(torch, title, torch.randn(shape, generator=generator, device="cuda"), peers, repeats)
+        torch.cuda.empty_cache()
+    return results
+
+
+def _peer_rows(torch: Any, title: str, x: Any, peers: dict[str, Callable[[Any], Any]], repeats: int) -> list[dict]:
+    """The forward and training rows of ``li_scan`` and the peers on ``x``."""
+    event = lambda: torch.cuda.Event(enable_timing=True)  # noqa: E731
+    leaf = x.detach().requires_grad_()
+    forwards = {"li_scan": lambda a: li_scan(a, backend="torch")[0], **peers}
+
+    def inference(f: Callable[[Any], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.no_grad():
+                return f(x)
+
+        return run
+
+    def training(f: Callable[[Any], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            leaf.grad = None
+            f(leaf).sum().backward()
+
+        return run
+
+    results = []
+    for mode, make in (("forward", inference), ("training", training)):
+        candidates = {"x.clone()": x.clone, **{name: make(f) for name, f in forwards.items()}}
+        try:
+            figures = measure(candidates, event, torch.cuda.synchronize, repeats)
+        except Exception as exc:  # noqa: BLE001 - a peer's failure is reported, never fatal
+            results.append({"library": "peers", "skipped": f"{mode} {title}: {type(exc).__name__}: {exc}"})
+            continue
+        clone = figures["x.clone()"]
+        results += [measured_row(f"peers {mode} {title}", "torch", n, figures[n], "x.clone()", clone) for n in forwards]
+    return results
+
+
+def bench_graphs(repeats: int) -> list[dict]:
+    """The W2 training step eager and captured by
+    ``torch.cuda.make_graphed_callables``, against ``x.clone()``."""
+    try:
+        import torch
+    except ImportError as exc:
+        return [{"library": "torch", "skipped": f"torch is not importable: {exc}"}]
+    if not torch.cuda.is_available():
+        return [{"library": "graphs", "skipped": "no CUDA device: torch.cuda.is_available() is False"}]
+    x = torch.randn(TRAINING, device="cuda", requires_grad=True)
+    event = lambda: torch.cuda.Event(enable_timing=True)  # noqa: E731
+
+    def scan(a: Any) -> Any:
+        return li_scan(a, backend="torch")[0]
+
+    try:
+        graphed = torch.cuda.make_graphed_callables(scan, (x,))
+    except Exception as exc:  # noqa: BLE001 - reported: the capture itself is what is checked
+        return [{"library": "graphs", "skipped": f"make_graphed_callables failed: {type(exc).__name__}: {exc}"}]
+
+    def step(f: Callable[[Any], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            x.grad = None
+            f(x).sum().backward()
+
+        return run
+
+    candidates = {"x.clone()": lambda: x.detach().clone(), "eager": step(scan), "graphed": step(graphed)}
+    figures = measure(candidates, event, torch.cuda.synchronize, repeats)
+    title = "CUDA graph training fwd+bwd T=500, batch 16, 4096 neurons"
+    clone = figures["x.clone()"]
+    results = [measured_row(title, "torch", name, figures[name], "x.clone()", clone) for name in ("eager", "graphed")]
+    graphed_figures = figures["graphed"]
+    wall, device = graphed_figures["ms"], graphed_figures["device_ms"]
+    if wall is not None and device is not None:
+        own = row(title, "torch", "graphed", wall, "its own device time", device)
+        results.append({**own, "target": "<= 1.2x its own device time", "met": own["ratio"] <= 1.2})
+    return results
+
+
 def torch_path(torch: Any, cuda: Any) -> str:
     """Which path ``li_neurons::scan`` takes on CUDA tensors: "fused" when the
     op has a CUDA kernel and the bridge is active, else why not."""
@@ -371,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"li_scan on {device_name()}, float32, medians of {args.repeats} runs")
     results = bench_cupy(args.repeats, args.blocks) + bench_torch(args.repeats)
+    results += bench_peers(args.repeats) + bench_graphs(args.repeats)
     print(format_results(results))
     if args.json:
         with open(args.json, "w") as out:

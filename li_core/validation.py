@@ -67,8 +67,32 @@ def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     return all(s == 1 or s == t for s, t in zip(reversed(shape), reversed(target)))
 
 
+#: per (array type, dtype) that passed the input checks: (library, dtype name)
+_input_kinds: dict[tuple[type, Any], tuple[str, str]] = {}
+#: per array type: how to read an array's device (attribute access for torch)
+_device_readers: dict[type, Any] = {}
+
+
+def _tensor_device(x: Any) -> Any:
+    return x.device  # (a plain function: torch.compile traces it, not an operator.attrgetter)
+
+
+def device_of(x: Any, library: str) -> Any:
+    """:func:`li_core.arrays.device`, read the cheapest way for ``x``'s type
+    (``Tensor.device`` for torch, which is what array-api-compat returns)."""
+    kind = type(x)
+    reader = _device_readers.get(kind)
+    if reader is None:
+        if library == "torch":
+            reader = _device_readers[kind] = _tensor_device
+        else:
+            reader = _device_readers[kind] = functools.partial(device, library=library)
+    return reader(x)
+
+
 class _Checker:
-    """Compares every array argument with the input: library, dtype, device."""
+    """Compares every array argument with the input: library, dtype, device.
+    What depends only on the input's type and dtype is checked once."""
 
     __slots__ = ("argument", "device", "dtype", "dtype_name", "input", "library", "type")
 
@@ -76,19 +100,32 @@ class _Checker:
         self.argument = argument
         self.input = x
         self.type = type(x)
-        self.library = library_name(x)
-        if self.library is None:
+        self.dtype = x.dtype if hasattr(x, "dtype") else None
+        known = _input_kinds.get((self.type, self.dtype))
+        if known is None:
+            known = self._check_kind(argument, x)
+        self.library, self.dtype_name = known
+        self.device = None if self.library == "numpy" else device_of(x, self.library)
+
+    def _check_kind(self, argument: str, x: Any) -> tuple[str, str]:
+        """The input's library and dtype name, or the error; remembered per type and dtype."""
+        library = library_name(x)
+        if library is None:
             raise TypeError(f"{argument} must be an array of a supported array library, got {describe(x)}")
-        self.dtype = x.dtype
-        self.dtype_name = dtype_name(x.dtype)
-        if self.dtype_name not in FLOATING:
+        name = dtype_name(x.dtype)
+        if name not in FLOATING:
             raise TypeError(f"{argument} must have a floating dtype, got {describe(x)}")
-        _refuse_masked(argument, x, self.library)
-        self.device = None if self.library == "numpy" else device(x, self.library)
+        _refuse_masked(argument, x, library)
+        _input_kinds[self.type, self.dtype] = library, name
+        return library, name
 
     def same_kind(self, name: str, a: Any) -> None:
-        if type(a) is self.type and self.library == "numpy" and a.dtype is self.dtype:
-            return  # the common case: NumPy arrays (one device) sharing the dtype object
+        if (  # the common case: the input's type, dtype and device
+            type(a) is self.type
+            and a.dtype == self.dtype
+            and (self.library == "numpy" or device_of(a, self.library) == self.device)
+        ):
+            return
         library = library_name(a)
         if library is None:
             raise TypeError(f"{name} must be an array of a supported array library, got {describe(a)}")
@@ -347,9 +384,11 @@ def complete_state(call: Call, backend: Backend) -> LIState:
         )
     shape, state = call.neuron_shape, call.state
     if state is None:
-        xp, where = namespace(call.x), device(call.x, call.library)
+        xp, where = namespace(call.x), "cpu" if call.library == "numpy" else device_of(call.x, call.library)
         zeros = xp.zeros(shape, dtype=call.x.dtype, device=where)
         v_leak = call.p.v_leak
+        if type(v_leak) is float and v_leak == 0.0:
+            return LIState(zeros, zeros)  # (one array for both: backends never write into the state)
         voltage = (
             xp.full(shape, v_leak, dtype=call.x.dtype, device=where) if isinstance(v_leak, float) else zeros + v_leak
         )

@@ -219,15 +219,17 @@ def test_every_step_is_reported_and_any_failure_exits_1(gpu_check, monkeypatch, 
     monkeypatch.setattr(
         gpu_check, "step_check", lambda arguments, limit: step("li check " + " ".join(arguments))(arguments, limit)
     )
+    monkeypatch.setattr(gpu_check, "step_dask_cupy", step("dask time chunks (CuPy)"))
     monkeypatch.setattr(gpu_check, "step_compare", step("li compare (CUDA rows)"))
     monkeypatch.setattr(
         gpu_check, "step_bench", lambda *args: (gpu_check.Step("GPU benchmarks", True, "speed targets", 1.0), 3, 1)
     )
     status = gpu_check.main([])
     output = capsys.readouterr().out
-    assert output.count("[pass]") + output.count("[FAIL]") == 6, output
+    assert output.count("[pass]") + output.count("[FAIL]") == 8, output
+    assert "li check dask --device cuda" in output and "dask time chunks (CuPy)" in output
     assert status == (1 if failing else 0)
-    expected = f"1 of 5 steps failed ({failing})" if failing else "every step passed"
+    expected = f"1 of 7 steps failed ({failing})" if failing else "every step passed"
     assert output.rstrip().endswith(f"gpu-check: {expected}; speed targets 3 met, 1 missed"), output
 
 
@@ -254,3 +256,28 @@ def test_without_the_projects_dependencies_nothing_else_runs(gpu_check, monkeypa
     output = capsys.readouterr().out
     assert "[FAIL] import the project" in output and "No module named 'array_api_compat'" in output
     assert output.rstrip().endswith("gpu-check: the project cannot be imported here, so no step ran")
+
+
+def test_the_dask_cupy_probe_runs_on_numpy_blocks(gpu_check):
+    """The Dask step's script, with NumPy blocks standing in for CuPy's: the
+    time axis is cut into chunks and the numbers match NumPy's."""
+    probe = gpu_check.DASK_CUPY_PROBE.replace('device="cuda"', 'device="cpu"')
+    probe = probe.replace("import cupy\n", "import numpy as cupy\ncupy.asnumpy = cupy.asarray\n")
+    done = subprocess.run(["python", "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "time chunks of CuPy blocks" in done.stdout
+
+
+def test_the_peers_run_where_installed(bench_gpu):
+    """The peers' forward functions (Norse, SpikingJelly) give one voltage
+    per input on the CPU too, forward and backward, or a reason."""
+    torch = pytest.importorskip("torch")
+    peers, skipped = bench_gpu.peer_modules(torch, "cpu")
+    assert all("skipped" in entry for entry in skipped)
+    x = torch.randn(6, 2, 8, requires_grad=True)
+    for name, forward in peers.items():
+        voltages = forward(x)
+        assert voltages.shape == x.shape, name
+        voltages.sum().backward()
+        assert x.grad is not None and x.grad.abs().sum() > 0, name
+        x.grad = None

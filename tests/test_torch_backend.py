@@ -590,15 +590,18 @@ def test_scan_gradients_equal_autograd_through_a_loop_of_steps(record_states, pe
 
 
 def test_backward_saves_only_what_it_needs():
+    def saved(vs):
+        return [t for t in vs.grad_fn.saved_tensors if t is not None]
+
     xs = torch.randn(50, 8, requires_grad=True)
     vs, _ = li_scan(xs, backend="torch")
-    assert all(t.dim() == 0 for t in vs.grad_fn.saved_tensors)  # the coefficients, nothing per step
+    assert all(t.dim() == 0 for t in saved(vs))  # the coefficients at most, nothing per step
     fixed = LIParameters(torch.full((8,), 150.0), torch.full((8,), 80.0), 0.0)
     vs, _ = li_scan(xs, p=fixed, backend="torch")
-    assert all(t.dim() <= 1 for t in vs.grad_fn.saved_tensors)  # per-neuron coefficients only
+    assert all(t.dim() <= 1 for t in saved(vs))  # per-neuron coefficients only
     trained = LIParameters(200.0, torch.full((8,), 80.0, requires_grad=True), 0.0)
     vs, _ = li_scan(xs, p=trained, backend="torch")
-    assert sum(t.shape == xs.shape for t in vs.grad_fn.saved_tensors) == 2  # the voltages and j
+    assert sum(t.shape == xs.shape for t in saved(vs)) == 2  # the voltages and j
 
 
 def allocating_ops(run):
@@ -629,6 +632,7 @@ def test_loop_allocates_nothing_per_step(trained, monkeypatch):
     """Forward and backward allocate as often for 10 steps as for 300: the
     loop writes into preallocated buffers."""
     monkeypatch.setattr(ops, "BLOCKED", False)
+    loop_allocations(2, trained)  # (a first call makes the float rates' constants, once per process)
     assert loop_allocations(10, trained) == loop_allocations(300, trained) > 0
 
 

@@ -425,3 +425,49 @@ def test_outputs_have_the_shapes_and_dtypes_the_ops_declare(on_host, record, par
     for real, planned in zip([*got, *grads], [*declared, *declared_grads]):
         assert (tuple(real.shape), real.dtype) == (tuple(planned.shape), planned.dtype)
     assert len(grads) == len(declared_grads)
+
+
+# --- the eager path's use of the bridge (host build) ---------------------------------
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["final", "record"])
+def test_scan_with_copy_writes_the_final_voltage_into_its_own_buffer(on_host, record):
+    """The kernel writes ``v_out`` (the final voltage, or the whole sequence
+    when recording) besides the voltages; Python-float rates give the bits
+    of their 0-d tensors."""
+    rng = np.random.default_rng(21)
+    xs = torch.tensor(rng.normal(size=(7, 2, 70)), dtype=torch.float32)
+    v0, i0 = (torch.tensor(rng.normal(size=(2, 70)), dtype=torch.float32) for _ in range(2))
+    floats = (0.2, 0.1, 0.3)
+    voltages, v_out, currents, js = cuda.scan_with_copy(xs, v0, i0, *floats, record, False)
+    assert js is None and v_out.data_ptr() != voltages.data_ptr()
+    assert torch.equal(v_out, voltages if record else voltages[-1])
+    tensors = [torch.tensor(f, dtype=torch.float32) for f in floats]
+    expected = cuda.scan(xs, v0, i0, *tensors, record, False)
+    assert torch.equal(voltages, expected[0]) and torch.equal(currents, expected[1])
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["final", "record"])
+def test_the_eager_path_through_the_kernels_matches_the_euler_loop(on_host, monkeypatch, record):
+    """``ops.Scan`` with the fused kernels (here their host build): values and
+    gradients for inputs, state and per-neuron or float parameters, with the
+    final voltage and the sequence both in the loss."""
+    from li_backends.torch import ops
+
+    monkeypatch.setattr(ops, "_fused", lambda x: True)
+    rng = np.random.default_rng(22)
+    xs = torch.tensor(rng.normal(size=(8, 2, 70)), requires_grad=True)
+    v0, i0 = (torch.tensor(rng.normal(size=(2, 70)), requires_grad=True) for _ in range(2))
+    a = torch.tensor(rng.uniform(0.05, 0.45, size=70), requires_grad=True)
+    for d, v_leak in ((0.1, 0.25), (torch.tensor(rng.uniform(0.05, 0.45, size=70), requires_grad=True), 0.0)):
+        leaves = [t for t in (xs, v0, i0, a, d) if isinstance(t, torch.Tensor)]
+        voltages, v_out, currents = ops.scan_eager(xs, v0, i0, a, d, v_leak, record)
+        loss = (voltages * 1.5).sum() + (v_out * 0.5).sum() + (currents * 0.25).sum()
+        got = torch.autograd.grad(loss, leaves)
+        vs, cs, _ = euler_loop(xs, v0, i0, a, d, v_leak)
+        tail = (vs, cs) if record else (vs[-1], cs[-1])
+        want_loss = (vs * 1.5).sum() + (tail[0] * 0.5).sum() + (tail[1] * 0.25).sum()
+        want = torch.autograd.grad(want_loss, leaves)
+        torch.testing.assert_close(voltages, vs)
+        for name, g, w in zip(("xs", "v0", "i0", "a", "d"), got, want):
+            torch.testing.assert_close(g, w, msg=name)

@@ -5,9 +5,11 @@ is one fused operator with a hand-written adjoint (:mod:`.ops`), computed on
 the CPU by one of two algorithms chosen by size: a time loop of in-place ops
 (:mod:`.loop`) or, for few neurons per step and long runs, the time-blocked
 scan of :mod:`li_core.blocked_scan` (forward and adjoint) with that loop as
-its lane scan. float16 and bfloat16 are computed in
-float32 and returned in their own dtype. Importing this package does not
-import torch.
+its lane scan. Outside ``torch.compile`` a scan goes through one plain
+``torch.autograd.Function`` (:func:`.ops.scan_eager`); under it, through the
+custom op ``li_neurons::scan``, with the same bits. float16 and bfloat16 are
+computed in float32 and returned in their own dtype. Importing this package
+does not import torch.
 """
 
 from __future__ import annotations
@@ -123,27 +125,51 @@ class TorchBackend(li_core.Backend):
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
     ) -> tuple[Any, LIState]:
-        """The fused ``li_neurons::scan`` op on the projected inputs (empty
-        ``T`` returns copies of the state)."""
+        """The scan on the projected inputs (empty ``T`` returns copies of the
+        state): eagerly :func:`.ops.scan_eager`, under ``torch.compile`` the
+        ``li_neurons::scan`` op. Nothing is converted whose dtype already fits
+        (the core has checked that every array shares the input's dtype and
+        device) and float parameters stay Python floats."""
         torch = _torch()
         dtype = xs.dtype
         compute = _compute_dtype(torch, dtype)
-        xs = xs.to(compute) if w is None else self.project(xs, w)
+        cast = compute is not dtype
+        if w is not None:
+            xs = self.project(xs, w)
+        elif cast:
+            xs = xs.to(compute)
         if xs.shape[0] == 0:
             empty = xs.new_empty(xs.shape, dtype=dtype)
             if record_states:
                 return empty, LIState(empty.clone(), empty.clone())
             return empty, LIState(state.v.clone(), state.i.clone())
-        p = _as_compute(compute, p)
-        coefficients = [
-            t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=compute) for t in (*rates(p, dt), p.v_leak)
-        ]
-        keep = torch.is_grad_enabled() and any(t.requires_grad for t in coefficients)
-        v0, i0 = (t.to(compute) for t in state)
-        voltages, currents, _ = _scan_op()(xs, v0, i0, *coefficients, record_states, keep)
-        if record_states:
-            return voltages.to(dtype), LIState(voltages.to(dtype, copy=True), currents.to(dtype))
-        return voltages.to(dtype), LIState(voltages[-1].to(dtype, copy=True), currents.to(dtype))
+        v0, i0 = state
+        if cast:
+            p, v0, i0 = _as_compute(compute, p), v0.to(compute), i0.to(compute)
+        a, d = rates(p, dt)
+        if torch.compiler.is_compiling():
+            voltages, v_out, currents = _compiled_scan(torch, compute, xs, v0, i0, a, d, p.v_leak, record=record_states)
+        else:
+            voltages, v_out, currents = _ops().scan_eager(xs, v0, i0, a, d, p.v_leak, record_states)
+        if cast:
+            return voltages.to(dtype), LIState(v_out.to(dtype), currents.to(dtype))
+        return voltages, LIState(v_out, currents)
+
+
+def _ops() -> Any:
+    """:mod:`.ops`, imported (which registers the custom ops) on first use."""
+    if not _ops_registered:
+        _register_ops()
+    return sys.modules[__name__ + ".ops"]
+
+
+def _compiled_scan(torch: Any, compute: Any, xs: Any, v0: Any, i0: Any, *rates: Any, record: bool) -> tuple:
+    """``(voltages, v_out, currents or final i)`` through the custom op
+    ``li_neurons::scan``, which ``torch.compile`` keeps opaque in its graph."""
+    coefficients = [t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=compute) for t in rates]
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in coefficients)
+    voltages, currents, _ = _scan_op()(xs, v0, i0, *coefficients, record, keep)
+    return voltages, voltages.clone() if record else voltages[-1].clone(), currents
 
 
 @li_core.hookimpl

@@ -101,9 +101,13 @@ def _dtype(xs: Any) -> str:
 
 
 def _rate(name: str, t: Any, like: Any) -> Rate:
-    """A rate for the kernels: a one-element CPU tensor (a Python float made a
-    tensor) by value, a tensor on the device (and of the dtype) of ``like`` by
-    address."""
+    """A rate for the kernels: a Python float, or a one-element CPU tensor (a
+    Python float made a tensor; ``item`` on the host is no synchronisation),
+    by value; a tensor on the device (and of the dtype) of ``like`` by
+    address, never read on the host (so a launch can be captured in a CUDA
+    graph)."""
+    if isinstance(t, float):
+        return Rate(t)
     if t.is_cpu and t.numel() == 1:
         return Rate(t.item())
     if t.device == like.device:
@@ -136,23 +140,38 @@ def _issue(launch: kernels.Launch, device: Any) -> None:
 def scan(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool) -> tuple[Any, Any, Any]:
     """``li_neurons::scan`` on CUDA: ``(voltages [T, ...], currents [T, ...]
     if record else the final i, the j sequence if keep else an empty tensor)``."""
+    voltages, _, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep, copy=False)
+    return voltages, currents, js if keep else xs.new_empty(0)
+
+
+def scan_with_copy(
+    xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool
+) -> tuple[Any, Any, Any, Any]:
+    """The eager scan on CUDA (:func:`li_backends.torch.ops.scan_eager`):
+    ``(voltages, v_out, currents or final i, js or None)``, where the kernel
+    also writes ``v_out``, the final voltage (the whole sequence when
+    ``record``), into a buffer of its own. Rates may be Python floats."""
+    return _scan(xs, v0, i0, a, d, v_leak, record, keep, copy=True)
+
+
+def _scan(
+    xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool, copy: bool
+) -> tuple[Any, Any, Any, Any]:
+    """One ``li_scan`` launch on torch's current stream; every output is
+    allocated by torch (its caching allocator), nothing is read on the host."""
     dtype, neurons = _dtype(xs), xs.shape[1:]
     rates = _rates(a, d, v_leak, xs)
     xs, v0, i0 = xs.contiguous(), _laid_out(v0, neurons), _laid_out(i0, neurons)
     empty_like = _torch().empty_like  # (contiguous like its argument, and faster than new_empty)
     voltages = empty_like(xs)
-    if record:
-        currents = empty_like(xs)
-        outputs = {"currents": currents}
-    else:
-        currents = empty_like(v0)
-        outputs = {"i_last": currents}
-    if keep:
-        js = outputs["js"] = empty_like(xs)
-    else:
-        js = xs.new_empty(0)
+    outputs: dict[str, Any] = {}
+    currents = outputs["currents" if record else "i_last"] = empty_like(xs if record else v0)
+    v_out = None
+    if copy:
+        v_out = outputs["voltages_copy" if record else "v_last"] = empty_like(xs if record else v0)
+    js = outputs["js"] = empty_like(xs) if keep else None
     _issue(kernels.scan(MEMORY, dtype, xs, v0, i0, rates, voltages, **outputs), xs.device)
-    return voltages, currents, js
+    return voltages, v_out, currents, js
 
 
 def _strides(gv: Any) -> tuple[Any, tuple[int, int] | None]:
@@ -171,7 +190,7 @@ def scan_backward(
 ) -> list[Any]:
     """``li_neurons::scan_backward`` on CUDA: ``[dx, dv0, di0]`` plus, when
     ``js`` is given, ``[da, dd, dv_leak]`` summed to the parameters' shapes.
-    A ``gi`` of None is zero (nothing is read). ``dv0`` is always computed
+    A ``gi`` of None is zero (nothing is read); rates may be Python floats. ``dv0`` is always computed
     (one value per neuron), so ``need_v0`` changes nothing here."""
     dtype, neurons = _dtype(gv), gv.shape[1:]
     rates = _rates(a, d, v_leak, gv)
@@ -193,4 +212,11 @@ def scan_backward(
     _issue(launch, dx.device)
     if shares is None:
         return [dx, dv0, di0]
-    return [dx, dv0, di0, *(share.sum_to_size(p.shape) for share, p in zip(shares, (a, d, v_leak)))]
+    # (a Python-float rate gets no gradient: None)
+    return [dx, dv0, di0, *(_summed(share, p) for share, p in zip(shares, (a, d, v_leak)))]
+
+
+def _summed(share: Any, p: Any) -> Any:
+    """Each neuron's share of a parameter's gradient summed to its shape
+    (None for a Python float)."""
+    return None if isinstance(p, float) else share.sum_to_size(p.shape)

@@ -43,11 +43,21 @@ scan of reversed ``gv`` plus the current of the forward scan of reversed
 sums over these sequences (:func:`li_core.blocked_scan.blocked_adjoint`).
 On CUDA tensors the ops run the fused kernels (:mod:`.cuda`) when CuPy can
 launch them. Importing this module registers the ops.
+
+Outside ``torch.compile``'s tracing the backend skips the custom-op
+machinery (its dispatch and autograd wrapper cost more than a small scan):
+:func:`scan_eager` calls the same implementations through one plain
+``torch.autograd.Function``, :class:`Scan`, with the same results and
+gradients bit for bit. It takes Python-float rates as they are, returns the
+final voltage in a buffer of its own and leaves gradients that never arrive
+unmaterialised.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import torch
 
@@ -186,3 +196,95 @@ def _backward(ctx, g_voltages, g_currents, _g_js):
 
 
 scan.register_autograd(_backward, setup_context=_setup_context)
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """A float rate as the 0-d CPU tensor the torch implementations take,
+    made once per value and dtype (never written to)."""
+    return torch.tensor(value, dtype=dtype)
+
+
+def _tensors(dtype: torch.dtype, *values: Any) -> list[torch.Tensor]:
+    return [v if isinstance(v, torch.Tensor) else _constant(v, dtype) for v in values]
+
+
+def _fused(x: torch.Tensor) -> bool:
+    return x.is_cuda and cuda.active()
+
+
+def _forward(xs, v0, i0, a, d, v_leak, record, keep):
+    """``(voltages, v_out, currents or final i, js or None)``: the forward op
+    plus ``v_out``, the final voltage (the whole sequence when ``record``) in
+    a buffer of its own. Rates are tensors or Python floats."""
+    if _fused(xs):
+        return cuda.scan_with_copy(xs, v0, i0, a, d, v_leak, record, keep)
+    a, d, v_leak = _tensors(xs.dtype, a, d, v_leak)
+    voltages, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep)
+    v_out = voltages.clone() if record else voltages[-1].clone()
+    return voltages, v_out, currents, js if keep else None
+
+
+def _voltage_gradient(g_voltages, g_v_out, record, zeros):
+    """The gradient reaching the voltage sequence from both voltage outputs
+    (either may be None: never materialised), summed as autograd would;
+    ``zeros()`` makes a zero sequence."""
+    if g_v_out is None:
+        return zeros() if g_voltages is None else g_voltages
+    if record:
+        return g_v_out if g_voltages is None else g_voltages + g_v_out
+    gv = zeros() if g_voltages is None else g_voltages.clone(memory_format=torch.contiguous_format)
+    gv[-1] += g_v_out
+    return gv
+
+
+def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+    """The backward op for rates that are tensors or floats; a ``gi`` of None is zero."""
+    if _fused(gv):
+        return cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+    if gi is None:
+        gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
+    a, d, v_leak = _tensors(gv.dtype, a, d, v_leak)
+    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+
+
+class Scan(torch.autograd.Function):
+    """The eager scan: ``(voltages, v_out, currents or final i)`` of
+    ``(xs, v0, i0, a, d, v_leak, record)`` (see :func:`_forward`), with the
+    adjoint of the module docstring as its backward."""
+
+    @staticmethod
+    def forward(ctx, xs, v0, i0, a, d, v_leak, record):
+        ctx.set_materialize_grads(False)
+        keep = any(ctx.needs_input_grad[3:6])
+        voltages, v_out, currents, js = _forward(xs, v0, i0, a, d, v_leak, record, keep)
+        ctx.record = record
+        ctx.floats = tuple(None if isinstance(r, torch.Tensor) else r for r in (a, d, v_leak))
+        rates = [r if isinstance(r, torch.Tensor) else None for r in (a, d, v_leak)]
+        ctx.save_for_backward(*rates, *((v0, voltages, js) if keep else (None, None, None)))
+        ctx.shape = voltages.shape
+        return voltages, v_out, currents
+
+    @staticmethod
+    def backward(ctx, g_voltages, g_v_out, g_currents):
+        given = next((g for g in (g_voltages, g_v_out, g_currents) if g is not None), None)
+        if given is None:
+            return (None,) * 7
+        *rates, v0, voltages, js = ctx.saved_tensors
+        a, d, v_leak = (f if r is None else r for r, f in zip(rates, ctx.floats))
+        gv = _voltage_gradient(g_voltages, g_v_out, ctx.record, lambda: given.new_zeros(ctx.shape))
+        need = ctx.needs_input_grad
+        grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1])
+        return (*(g if wanted else None for g, wanted in zip(grads, need)), *(None,) * (7 - len(grads)))
+
+
+def scan_eager(xs, v0, i0, a, d, v_leak, record):
+    """``(voltages, v_out, currents or final i)`` for ``T >= 1`` in the compute
+    dtype, through :class:`Scan` where autograd needs it, else directly.
+    ``v_out`` is the final voltage (the sequence when ``record``), distinct
+    from ``voltages``; rates are tensors or Python floats."""
+    if torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (xs, v0, i0, a, d, v_leak)
+    ):
+        return Scan.apply(xs, v0, i0, a, d, v_leak, record)
+    return _forward(xs, v0, i0, a, d, v_leak, record, False)[:3]

@@ -1,0 +1,107 @@
+"""The text of a :func:`li_core.bench.run` report: settings, table, notes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .host import HOST_HEADERS, host_table
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain-text table with left-aligned columns."""
+    text_rows = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
+    widths = [max(len(h), *(len(r[k]) for r in text_rows)) if text_rows else len(h) for k, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in text_rows]
+    return "\n".join(lines)
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.0123`` as ``12.3 ms`` (three significant digits)."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def describe_settings(report: dict[str, Any]) -> str:
+    """One sentence on how a :func:`run` report was measured and where."""
+    machine, settings = report["machine"], report["settings"]
+    gpus = sorted({row["gpu"] for row in report["results"] if row.get("gpu")})
+    budget = settings.get("max_seconds")
+    return (
+        f"{settings['dtype']}, median of up to {settings['repeats']} runs"
+        f"{f' (about {budget:g} s at most per measurement)' if budget else ''}"
+        f"{', quick sizes' if settings['quick'] else ''}; li-neurons {machine['li_neurons']} on {machine['cpu']} "
+        f"({machine['cpu_count']} CPUs{', GPU ' + ', '.join(gpus) if gpus else ''}), {machine['platform']}, "
+        f"Python {machine['python']}"
+        + (f"; {machine['date']}" if machine.get("date") else "")
+        + (f", commit {machine['commit']}" if machine.get("commit") else "")
+        + (f", `{machine['command']}`" if machine.get("command") else "")
+    )
+
+
+#: the columns of :func:`result_table`
+RESULT_HEADERS = [
+    "backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup", "norse", "vs norse",
+]  # fmt: skip
+
+
+def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
+    """The rows (as text, under :data:`RESULT_HEADERS`) of a :func:`run`
+    report's timed cases, and one note per skipped or failed case."""
+    table, notes = [], []
+    for row in report["results"]:
+        if row["status"] != "ok":
+            what = " ".join(part for part in (row["backend"], row["device"], row["workload"]) if part)
+            notes.append(f"{row['status']}: {what}: {row['reason']}")
+            continue
+        if "host" in row:  # (its own table: li_core.bench.host.host_table)
+            continue
+        table.append(
+            [
+                row["backend"],
+                f"{row['device']} ({row['gpu']})" if row.get("gpu") else row["device"],
+                row["workload"],
+                row["shape"],
+                format_seconds(row["median_s"]),
+                f"{format_seconds(row['q25_s'])} - {format_seconds(row['q75_s'])}",
+                format_seconds(row["copy_median_s"]),
+                f"{row['ratio_to_copy']:.3g}",
+                format_seconds(row["loop_median_s"]) + ("*" if row.get("loop_scaled") else ""),
+                f"{row['speedup_over_loop']:.3g}x",
+                format_seconds(row["norse_median_s"]) if row.get("norse_median_s") else "-",
+                f"{row['speedup_over_norse']:.3g}x" if row.get("speedup_over_norse") else "-",
+            ]
+        )
+        if row.get("norse_reason"):
+            notes.append(f"norse not timed: {row['backend']} {row['device']} {row['workload']}: {row['norse_reason']}")
+    return table, notes
+
+
+def format_results(report: dict[str, Any]) -> str:
+    """The human-readable table of a :func:`run` report, then the skipped
+    and failed cases with their reasons."""
+    table, notes = result_table(report)
+    parts = [f"li bench: {describe_settings(report)}", ""]
+    parts.append(format_table(RESULT_HEADERS, table) if table else "(nothing was timed)")
+    host = host_table(report)
+    if host:
+        parts += ["", "host overhead (us per call; floor: one autograd.Function, one op each way):"]
+        parts.append(format_table(HOST_HEADERS, host))
+    if notes:
+        parts += ["", *notes]
+    parts += [
+        "",
+        "x copy: li_scan's time over copying its input once on the same device; "
+        "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's; "
+        "norse, vs norse: Norse's LI module on the same torch input (feed-forward workloads, when Norse is "
+        "installed; timed like the loop) and its time over li_scan's.",
+    ]
+    scaled = {row["workload"]: row["loop_steps"] for row in report["results"] if row.get("loop_scaled")}
+    parts += [
+        f"*: the loop timed over the first {steps} steps of {name}, scaled to all." for name, steps in scaled.items()
+    ]
+    return "\n".join(parts)
