@@ -178,25 +178,12 @@ class DaskBackend(li_core.Backend):
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
     ) -> tuple[Any, LIState]:
-        _require_known_steps(xs)
         dtype = xs.dtype
         xs = xs.astype(_compute_dtype(dtype)) if w is None else self.project(xs, w)
         return _scan(_regular_in_time(xs), state, p, dt, record_states, dtype)
 
 
 # -- building the graph ------------------------------------------------------------------
-
-
-def _require_known_steps(xs: Any) -> None:
-    """``ValueError`` when the time chunks of the scan input are of unknown
-    length (NaN, as after boolean indexing of time steps): the blocked scan
-    lays its graph out by them. (Unknown neuron or batch sizes never get
-    here: li_core refuses the shapes, or cannot make the default state.)"""
-    if any(math.isnan(length) for length in xs.chunks[0]):
-        raise ValueError(
-            f"inputs has unknown (NaN) chunk sizes {xs.chunks} along its time axis; compute them first: "
-            "inputs = inputs.compute_chunk_sizes()"
-        )
 
 
 def _compute_dtype(dtype: Any) -> Any:

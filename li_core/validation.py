@@ -326,6 +326,24 @@ def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) 
     return LIParameters(*values) if converted else p
 
 
+#: libraries whose arrays always know their shape (the rest are asked, see :func:`_refuse_unknown_sizes`)
+_SIZED = frozenset(("numpy", "torch"))
+
+
+def _refuse_unknown_sizes(arrays: Any) -> None:
+    """``ValueError`` for the first ``(name, array)`` whose shape holds an
+    unknown length (NaN or None, as a Dask array has after boolean indexing):
+    no shape can be checked, and no graph laid out, until it is computed."""
+    for name, a in arrays:
+        shape = tuple(getattr(a, "shape", ()))
+        if any(length is None or length != length for length in shape):  # (NaN != NaN)
+            chunks = getattr(a, "chunks", None)
+            where = f"shape {shape}" if chunks is None else f"chunks {chunks}"
+            raise ValueError(
+                f"{name} has unknown (NaN) sizes, {where}; compute them first: {name} = {name}.compute_chunk_sizes()"
+            )
+
+
 def check_call(
     argument: str,
     x: Any,
@@ -339,6 +357,13 @@ def check_call(
 ) -> Call:
     """Check one call's arguments; ``time_axis`` for scans (``x`` is ``[T, ...]``)."""
     checker = _Checker(argument, x)
+    if checker.library not in _SIZED:
+        arrays = [(argument, x), ("input_weights", weights)]
+        if isinstance(state, tuple) and len(state) == 2:
+            arrays += [("state.v", state[0]), ("state.i", state[1])]
+        if isinstance(p, tuple) and len(p) == len(PARAMETER_FIELDS):
+            arrays += [(f"p.{field}", value) for field, value in zip(PARAMETER_FIELDS, p)]
+        _refuse_unknown_sizes(arrays)
     shape = tuple(x.shape)
     if time_axis and len(shape) == 0:
         raise ValueError(f"{argument} must have a leading time axis [T, ...], got a 0-d array")

@@ -387,7 +387,33 @@ def test_unknown_time_chunk_sizes_are_refused_naming_the_argument(weighted):
     with pytest.raises(ValueError) as info:
         li_scan(unknown, None, rng.normal(size=(4, 6)) if weighted else None)
     message = str(info.value)
-    assert message.startswith("inputs has unknown (NaN) chunk sizes ((nan, nan, nan, nan), (3, 3))")
+    assert message.startswith("inputs has unknown (NaN) sizes, chunks ((nan, nan, nan, nan), (3, 3))")
     assert "inputs.compute_chunk_sizes()" in message
     voltages, _ = li_scan(unknown.compute_chunk_sizes(), None, rng.normal(size=(4, 6)) if weighted else None)
     assert voltages.shape[0] == int((xs[:, 0] > 0).sum().compute())
+
+
+@pytest.mark.parametrize("argument", ["input_weights", "state.v", "state.i", "p.tau_mem_inv"])
+def test_unknown_sizes_of_any_argument_are_refused_naming_it(argument):
+    """Weights, state and parameters with unknown (NaN) lengths are refused by
+    name, with the fix, before any graph is built."""
+    rng = np.random.default_rng(0)
+    xs = da.from_array(rng.normal(size=(8, 3, 6)), chunks=(4, 3, 6))
+    arrays = {
+        "input_weights": da.from_array(rng.normal(size=(4, 6)), chunks=(2, 6)),
+        "state.v": da.from_array(rng.normal(size=(3, 4)), chunks=(3, 2)),
+        "state.i": da.from_array(rng.normal(size=(3, 4)), chunks=(3, 2)),
+        "p.tau_mem_inv": da.from_array(rng.uniform(50, 150, size=4), chunks=2),
+    }
+    known = arrays[argument]
+    arrays[argument] = known[known[:, 0] > -np.inf] if known.ndim > 1 else known[known > 0]
+    with pytest.raises(ValueError) as info:
+        li_scan(
+            xs,
+            LIState(arrays["state.v"], arrays["state.i"]),
+            arrays["input_weights"],
+            LIParameters(tau_mem_inv=arrays["p.tau_mem_inv"]),
+        )
+    message = str(info.value)
+    assert message.startswith(f"{argument} has unknown (NaN) sizes")
+    assert f"{argument} = {argument}.compute_chunk_sizes()" in message
