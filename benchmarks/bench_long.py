@@ -133,7 +133,9 @@ def grid(steps: int, repeats: int, clock: Callable[[], float], figures: dict[str
 def short(repeats: int, clock: Callable[[], float], figures: dict[str, float]) -> list[list[str]]:
     """Very short scans of :data:`SHORT_NEURONS` neurons: the ``numpy``
     backend's scan on each path for :data:`SHORT_STEPS` steps (each timing
-    covers 100 calls: one is too short for the clock)."""
+    covers 100 calls, one being too short for the clock, and there
+    are at least 21 rounds: the whole costs milliseconds, and a busy machine
+    scatters such short timings)."""
     rng = np.random.default_rng(0)
     names = short_paths()
     rows = []
@@ -141,7 +143,7 @@ def short(repeats: int, clock: Callable[[], float], figures: dict[str, float]) -
         x = rng.normal(size=(steps, SHORT_NEURONS)).astype(np.float32)
         p = LIParameters(*(rng.uniform(50, 400, SHORT_NEURONS).astype(np.float32) for _ in range(2)), 0.0)
         fns = {name: forced(numpy_backend, name, lambda x=x, p=p: li_scan(x, p=p, backend="numpy")) for name in names}
-        times = medians(fns, repeats, clock, number=100)
+        times = medians(fns, max(repeats, 21), clock, number=100)
         for name, value in times.items():
             figures[f"short, {steps} steps, {name}"] = value
         rows.append([str(steps), *(f"{times[name] * 1e6:.0f} µs" for name in names)])
