@@ -1,6 +1,6 @@
 """What checking array parameters for NaN and inf costs a scan.
 
-    python benchmarks/bench_finite_check.py [--repeats 21]
+    python benchmarks/bench_finite_check.py [--repeats 21] [--json PATH]
 
 ``li_scan`` with per-neuron array parameters (``tau_mem_inv``,
 ``tau_syn_inv`` and ``v_leak`` of shape ``[N]``, float32), timed with the
@@ -16,7 +16,8 @@ Prints the median seconds of each and their difference relative to the
 scan without the check, ``(with - without) / without`` (noisy: it is the
 difference of two noisy medians), then the median time of the three checks
 alone (timed in a loop) and that as a share of the scan. The target is a
-share under 2 %.
+share under 2 %. The report, with the shares in percent (``figures``), goes
+to docs/results/finite_check.json (see benchmarks/recording.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from recording import table, write_report
 
 import li_core
 from li_core import LIParameters, li_scan, validation
@@ -83,11 +85,15 @@ def check_alone(p: LIParameters, repeats: int, inner: int = 200) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument(
+        "--json", default=None, help="where to store the report (default docs/results/finite_check.json)"
+    )
     args = parser.parse_args()
     libraries = ["numpy"]
     if any(info.name == "torch" and info.available for info in li_core.list_backends()):
         libraries.append("torch")
-    print(f"{'library':<8} {'workload':<8} {'with check':>12} {'without':>12} {'diff':>8} {'check':>12} {'share':>8}")
+    figures: dict[str, float] = {}
+    rows = []
     for library in libraries:
         for workload, shape in WORKLOADS.items():
             xs, p = inputs(library, *shape)
@@ -97,10 +103,32 @@ def main() -> None:
 
             with_check, without = interleaved(scan, args.repeats)
             alone = check_alone(p, args.repeats)
-            print(
-                f"{library:<8} {workload:<8} {with_check * 1e3:10.3f}ms {without * 1e3:10.3f}ms "
-                f"{(with_check - without) / without:8.2%} {alone * 1e6:10.1f}us {alone / without:8.3%}"
+            key = f"{library}, {workload}"
+            figures.update(
+                {
+                    f"{key}, with the check": with_check,
+                    f"{key}, without": without,
+                    f"{key}, difference (%)": 100 * (with_check - without) / without,
+                    f"{key}, the check alone": alone,
+                    f"{key}, the check's share (%)": 100 * alone / without,
+                }
             )
+            rows.append(
+                [
+                    library,
+                    workload,
+                    f"{with_check * 1e3:.3f} ms",
+                    f"{without * 1e3:.3f} ms",
+                    f"{(with_check - without) / without:.2%}",
+                    f"{alone * 1e6:.1f} µs",
+                    f"{alone / without:.3%}",
+                ]
+            )
+    figures["the check's largest share (%)"] = max(v for k, v in figures.items() if k.endswith("share (%)"))
+    headers = ["library", "workload", "with the check", "without", "difference", "the check alone", "its share"]
+    print("\n".join(" | ".join(row) for row in [headers, *rows]))
+    settings = {"repeats": args.repeats, "clock": "wall", "dtype": "float32", "workloads": WORKLOADS}
+    print("stored in", write_report("finite_check", settings, figures, {"shares": table(headers, rows)}, args.json))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How li-neurons' NIR graphs and those of snnTorch, SpikingJelly and Norse read each other.
 
-    python examples/nir_interop.py
+    python examples/nir_interop.py [--json PATH]
 
 Prints the matrix of docs/nir.md, for whichever of the tools are installed
 (none is needed by li-neurons). For each tool:
@@ -12,14 +12,20 @@ Prints the matrix of docs/nir.md, for whichever of the tools are installed
 - ``to_nir(...)`` without a target (NIR's ``CubaLI``), given to the tool's importer.
 
 Errors are the largest absolute difference and its ratio to the float32
-tolerance of the contract (a ratio below 1 passes).
+tolerance of the contract (a ratio below 1 passes). The matrix, its errors
+and ratios (``figures``) and the tools' versions go to docs/results/nir.json
+through benchmarks/recording.py (``--json PATH`` stores it elsewhere).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import importlib.util
 import math
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +33,9 @@ import torch
 from li_core import LIParameters, li_scan
 from li_core.nir import from_nir, to_nir
 from li_core.testing.tolerances import error_ratio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from recording import table, write_report
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # nirtorch's own deprecations
 STEPS, BATCH, INPUTS, NEURONS = 300, 2, 5, 4
@@ -52,22 +61,33 @@ def run(step, spikes) -> np.ndarray:
         return np.stack([step(torch.as_tensor(x)).detach().double().numpy().copy() for x in spikes])
 
 
-def compare(ours, theirs) -> str:
+def compare(ours, theirs) -> dict[str, float]:
+    """The largest absolute difference and its ratio to the float32 tolerance."""
     ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-    return f"max error {np.abs(ours - theirs).max():.1e} ({error_ratio(ours, theirs, 'float32'):.3f} x tolerance)"
+    return {"max error": float(np.abs(ours - theirs).max()), "error / tolerance": error_ratio(ours, theirs, "float32")}
 
 
-def attempt(action) -> str:
+def attempt(action, note: str = "") -> dict[str, float] | str:
+    """What ``action`` returns (errors, or what the tool did), or the error it
+    raised in one line; ``note`` follows a text result."""
     try:
-        return action()
+        result = action()
     except Exception as error:  # noqa: BLE001 - reporting what another tool does is the point
-        return f"{type(error).__name__}: {str(error).splitlines()[0][:90]}"
+        result = f"{type(error).__name__}: {str(error).splitlines()[0][:90]}"
+    return result + note if isinstance(result, str) else result
+
+
+def cell(result: dict[str, float] | str) -> str:
+    if isinstance(result, str):
+        return result
+    error = f"{result['max error']:.1e}".replace("e-0", "e-")
+    return f"{error} ({result['error / tolerance']:.3f})"
 
 
 # --- snnTorch ----------------------------------------------------------------------------------------------------
 
 
-def snntorch_row() -> dict[str, str]:
+def snntorch_row() -> dict[str, dict[str, float] | str]:
     import snntorch as snn
     from snntorch.export_nir import export_to_nir
     from snntorch.import_nir import import_from_nir
@@ -96,7 +116,7 @@ def snntorch_row() -> dict[str, str]:
     plain = to_nir(np.ones((NEURONS, INPUTS)), LIParameters(), 1e-4)
     return {
         "to_nir(target=...) run by the tool": attempt(ours_in_snntorch),
-        "the tool's export read by from_nir": attempt(theirs_in_ours) + " (Synaptic, dt=1e-4)",
+        "the tool's export read by from_nir": attempt(theirs_in_ours),
         "CubaLI (no target) given to the tool": attempt(lambda: str(import_from_nir(plain))),
     }
 
@@ -104,7 +124,7 @@ def snntorch_row() -> dict[str, str]:
 # --- SpikingJelly ------------------------------------------------------------------------------------------------
 
 
-def spikingjelly_row() -> dict[str, str]:
+def spikingjelly_row() -> dict[str, dict[str, float] | str]:
     from spikingjelly.activation_based import functional, layer, neuron
     from spikingjelly.activation_based.nir_exchange import export_to_nir, import_from_nir
 
@@ -131,7 +151,7 @@ def spikingjelly_row() -> dict[str, str]:
     plain = to_nir(np.ones((NEURONS, INPUTS)), LIParameters(), 1e-4)
     return {
         "to_nir(target=...) run by the tool": attempt(ours_in_spikingjelly),
-        "the tool's export read by from_nir": attempt(theirs_in_ours) + " (CUBALIFNode, dt=1e-4)",
+        "the tool's export read by from_nir": attempt(theirs_in_ours),
         "CubaLI (no target) given to the tool": attempt(lambda: str(import_from_nir(plain))),
     }
 
@@ -139,7 +159,7 @@ def spikingjelly_row() -> dict[str, str]:
 # --- Norse -------------------------------------------------------------------------------------------------------
 
 
-def norse_row() -> dict[str, str]:
+def norse_row() -> dict[str, dict[str, float] | str]:
     import norse.torch as norse
 
     def ours_in_norse() -> str:
@@ -181,17 +201,55 @@ def norse_row() -> dict[str, str]:
 
     return {
         "to_nir(target=...) run by the tool": attempt(ours_in_norse),
-        "the tool's export read by from_nir": attempt(theirs_in_ours) + " (LIFCell, source='norse')",
+        "the tool's export read by from_nir": attempt(theirs_in_ours),
         "CubaLI (no target) given to the tool": attempt(plain_in_norse),
     }
 
 
-if __name__ == "__main__":
+#: what each tool exported for the second direction
+EXPORTED = {
+    "snntorch": "`Synaptic`, `dt=1e-4`",
+    "spikingjelly": "`CUBALIFNode`, `dt=1e-4`",
+    "norse": "`LIFCell`, `source='norse'`",
+}
+DIRECTIONS = (
+    "to_nir(target=...) run by the tool",
+    "the tool's export read by from_nir",
+    "CubaLI (no target) given to the tool",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", default=None, help="where to store the matrix (default docs/results/nir.json)")
+    args = parser.parse_args()
+    versions = {"nirtorch": _version("nirtorch"), "nir": _version("nir")}
+    figures: dict[str, float] = {}
+    rows = []
     for name, row in (("snntorch", snntorch_row), ("spikingjelly", spikingjelly_row), ("norse", norse_row)):
         if importlib.util.find_spec(name) is None:
             print(f"{name} is not installed: skipped")
             continue
         results = row()
-        print(f"{name} {importlib.metadata.version(name)}")
+        versions[name] = _version(name)
+        print(f"{name} {versions[name]}")
         for direction, result in results.items():
-            print(f"  {direction:38} {result}")
+            print(f"  {direction:38} {cell(result)}")
+            if not isinstance(result, str):
+                figures.update({f"{name}, {direction}, {key}": value for key, value in result.items()})
+        rows.append([name, *(cell(results[direction]) for direction in DIRECTIONS)])
+        rows[-1][2] = f"{EXPORTED[name]}: {rows[-1][2]}"
+    settings = {"steps": STEPS, "batch": BATCH, "inputs": INPUTS, "neurons": NEURONS, "versions": versions}
+    tables = {"matrix": table(["tool", *DIRECTIONS], rows)}
+    print("stored in", write_report("nir", settings, figures, tables, args.json))
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+if __name__ == "__main__":
+    main()

@@ -11,9 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from li_backends.torch import cuda as torch_cuda  # noqa: E402
-from li_backends.torch_nn import LI, LILinearCell  # noqa: E402
-from li_core import LIParameters  # noqa: E402
+from li_backends.torch import cuda as torch_cuda  # noqa: E402 - after the importorskip above, which skips the module without torch
+from li_backends.torch_nn import LI, LILinearCell  # noqa: E402 - after the importorskip above, which skips the module without torch
+from li_core import LIParameters  # noqa: E402 - after the importorskip above, which skips the module without torch
 
 needs_fused_cuda = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False"),

@@ -51,7 +51,8 @@ FIGURE = re.compile(
     r"|\s?%"  # a percentage
     r"|\s+(?:of|times)\s+(?:the|its)\s+(?:\w+\s+)?tolerance)"  # a fraction of a tolerance
 )
-DECIMAL = re.compile(rf"(?<![\w.,]){NUMBER}")
+#: a decimal number, with its power of ten if written in scientific notation (``9.2e-4``)
+DECIMAL = re.compile(rf"(?<![\w.,])(?P<mantissa>{NUMBER})(?:e(?P<power>[+-]?\d+))?")
 MARKER = re.compile(r"^\s*(?:%|<!--)\s*(?P<kind>figures|illustration|not measured):\s*(?P<what>.*?)\s*(?:-->)?\s*$")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})")
 REQUIRED = ("date", "commit", "command", "cpu")
@@ -108,10 +109,13 @@ def quoted(text: str) -> Iterator[tuple[str, float, int, float]]:
                 yield match.group(), float(number.replace(",", "")), _decimals(number), scale
 
 
-def decimals_in(text: str) -> Iterator[tuple[str, float, int]]:
+def decimals_in(text: str) -> Iterator[tuple[str, float, int, float]]:
+    """(as written, mantissa, decimals, power of ten) of every decimal number in ``text``."""
     for match in DECIMAL.finditer(text):
-        if "." in match.group():
-            yield match.group(), float(match.group().replace(",", "")), _decimals(match.group())
+        mantissa = match["mantissa"]
+        if "." in mantissa:
+            power = 10.0 ** int(match["power"]) if match["power"] else 1.0
+            yield match.group(), float(mantissa.replace(",", "")), _decimals(mantissa), power
 
 
 def _decimals(number: str) -> int:
@@ -176,10 +180,9 @@ def check_page(page: Path, home: Path = DOCS) -> list[str]:
             for written, value, places, scale in quoted(text):
                 if not traced(value, places, scale, numbers):
                     found.append(f"{where}:{line}: '{written}' is in none of {marker['what']}")
-            for written, value, places in decimals_in(text):
-                if not traced(value, places, 1.0, numbers) and not any(
-                    traced(value, places, s, numbers) for s in SCALE.values()
-                ):
+            for written, value, places, power in decimals_in(text):
+                scales = [power] if power != 1.0 else [1.0, *SCALE.values()]
+                if not any(traced(value, places, s, numbers) for s in scales):
                     found.append(f"{where}:{line}: '{written}' is in none of {marker['what']}")
     return found
 
@@ -232,6 +235,7 @@ def check(folder: Path, text: str) -> list[str]:
         "% figures: missing.json\nTakes 12.1 ms.\n",
         "% illustration:\nTakes 12.1 ms.\n",  # no reason
         "% not measured:\nTakes 12.1 ms.\n",
+        "% figures: r.json\nAn error of 3.5e-9.\n",  # 3.5 is stored, 3.5e-9 is not
         "| a | b |\n|---|---|\n| x | 12.1 ms |\n",  # a table
     ],
 )
@@ -245,6 +249,7 @@ def test_the_check_finds_untraced_figures(stored, text):
         "% figures: r.json\nTakes 12.1 ms, 3.5x less; 0.45 of the tolerance.\n",
         "% figures: r.json\n| a | b |\n|---|---|\n| x | 12 ms |\n",
         "<!-- figures: r.json -->\nTakes 12.1 ms.\n",
+        "% figures: r.json\nAn error of 1.2e-2 (0.45).\n",  # scientific notation
         "% not measured: the default of a setting\nThe default is 10 s.\n",
         "% illustration: a design that was removed\nIt was 2.9 times outside.\n",
         "Sizes such as 16 x 100,000 or 16 \u00d7 1024 are no figures.\n",

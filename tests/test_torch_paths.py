@@ -11,10 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import li_backends.torch as torch_backend  # noqa: E402
-from li_backends.torch import cuda as torch_cuda  # noqa: E402
-from li_backends.torch import ops  # noqa: E402
-from li_core import LIParameters, LIState, li_scan, reference  # noqa: E402
+import li_backends.torch as torch_backend  # noqa: E402 - after the importorskip above, which skips the module without torch
+from li_backends.torch import cuda as torch_cuda  # noqa: E402 - after the importorskip above, which skips the module without torch
+from li_backends.torch import ops  # noqa: E402 - after the importorskip above, which skips the module without torch
+from li_core import LIParameters, LIState, li_scan, reference  # noqa: E402 - after the importorskip above, which skips the module without torch
 
 F64 = torch.float64
 #: every input that may require grad: the input, the state, the weights, each parameter

@@ -16,9 +16,9 @@ Three pieces, usable on their own:
 Inputs are generated once in NumPy with a fixed seed and converted with each
 backend's ``asarray``, so every backend times the same numbers.
 
-One module per concern: :mod:`.timing` (measure, synchronise, copy),
-:mod:`.workloads`, :mod:`.peers` (other libraries' columns), :mod:`.runner`,
-:mod:`.machine` (what it ran on), :mod:`.report` (text) and :mod:`.plot`.
+One module per concern: ``timing`` (measure, synchronise, copy),
+``workloads``, ``peers`` (other libraries' columns), ``runner``,
+``machine`` (what it ran on), ``report`` (text) and ``plot``.
 """
 
 from .machine import machine_info

@@ -35,9 +35,9 @@ class Workload:
     training: bool = False
     per_neuron: bool = False
     loop_steps: int | None = None
-    #: a grid of host-overhead cells (:mod:`.host`): every ``T`` of
-    #: :data:`HOST_STEPS` up to ``steps`` by every ``N`` of
-    #: :data:`HOST_NEURONS` up to ``neurons``
+    #: a grid of host-overhead cells (module ``li_core.bench.host``): every
+    #: ``T`` of ``HOST_STEPS`` up to ``steps`` by every ``N`` of
+    #: ``HOST_NEURONS`` up to ``neurons``
     host: bool = False
 
     @property
