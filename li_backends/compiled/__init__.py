@@ -47,7 +47,7 @@ _openmp_process: int | None = None
 
 def unavailable() -> str | None:
     """Why the compiled loops do not run, or None when they do."""
-    if "LI_NUMBA" in os.environ and os.environ["LI_NUMBA"].strip() == "0":
+    if os.environ.get("LI_NUMBA", "").strip() == "0":
         return "LI_NUMBA=0 is set"
     if not ENABLED:
         return "li_backends.compiled.ENABLED is False"
@@ -117,8 +117,10 @@ def _per_neuron(value: Any, size: int, neurons: tuple, dtype: Any) -> Any:
         flat = value.reshape(size)  # a view of its own
         flat.flags.writeable = False
         return flat
-    flat = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=dtype), neurons)).reshape(-1)
-    return _read_only(flat)
+    flat = np.empty(size, dtype)
+    flat.reshape(neurons)[...] = value  # broadcast and cast as np.asarray(value, dtype) would
+    flat.flags.writeable = False
+    return flat
 
 
 def _rates(values: tuple, size: int, neurons: tuple, dtype: Any) -> list:
