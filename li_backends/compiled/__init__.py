@@ -250,7 +250,11 @@ def scan_backward(
         outputs = (np.empty(0, dtype),) * 3
     else:
         v0, voltages, js, leak = saved
-        v0, voltages, js = _per_neuron(v0, size, neurons, dtype), _sequence(voltages, size, dtype), _sequence(js, size, dtype)
+        v0, voltages, js = (
+            _per_neuron(v0, size, neurons, dtype),
+            _sequence(voltages, size, dtype),
+            _sequence(js, size, dtype),
+        )
         outputs = tuple(_rows(share, size)[0] for share in shares)
     gis = no_rows if gi is None else _sequence(gi, size, dtype, one_row=True)
     rate_v, rate_i, v_leak = _rates((a, d, leak), size, neurons, dtype)

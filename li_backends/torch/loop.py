@@ -173,7 +173,8 @@ def compiled_forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, rec
 def compiled_backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, saved: tuple | None):
     """:func:`backward`'s gradients from
     :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always);
-    rates (and ``v_leak`` in ``saved``) are tensors or Python floats."""
+    rates (and ``v_leak`` in ``saved``) are tensors or Python floats, and a
+    ``gi`` of None is zero."""
     shape = gv.shape[1:]
     gx = torch.empty(gv.shape, dtype=gv.dtype)
     g_v0 = gv.new_empty(shape)
@@ -181,8 +182,8 @@ def compiled_backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, saved: tup
     arrays = None if saved is None else (*(_array(t) for t in saved[:3]), _rate(saved[3]))
     compiled.scan_backward(
         _array(gv),
-        _array(gi) if record else None,
-        0.0 if record else _array(gi),
+        _array(gi) if record and gi is not None else None,
+        0.0 if record or gi is None else _array(gi),
         _rate(a),
         _rate(d),
         arrays,

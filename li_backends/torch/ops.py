@@ -252,7 +252,7 @@ def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
     """The backward op for rates that are tensors or floats; a ``gi`` of None is zero."""
     if _fused(gv):
         return cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
-    if gi is None:
+    if gi is None and not loop.compiled_runs(gv):  # (the compiled loops take None for zero)
         gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
     return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
 
