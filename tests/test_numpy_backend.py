@@ -197,3 +197,24 @@ def test_blocked_scan_working_memory_is_bounded(numpy_loop):
     for steps in (20_000, 100_000):
         assert _blocked_working_memory(steps) < 2.2, steps
         assert _blocked_working_memory(steps, record_states=True) < 3.2, steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_is_bitwise_the_contract_increments_for_each_signed_zero(dtype):
+    """The step, which multiplies by its float coefficients as cached 0-d
+    arrays, has the bits of the increment forms computed with Python
+    floats, call after call, for coefficients that differ only in the sign
+    of a zero (``-d`` is -0.0 for ``tau_syn_inv = 0.0`` and +0.0 for -0.0:
+    a cache that took them for one number would return the other's)."""
+    values = np.array([0.0, -0.0, 1.5, -2.25, 1e-30], dtype)
+    x, i = (np.repeat(values, 5).reshape(5, 5), np.tile(values, 5).reshape(5, 5))
+    v = np.full((5, 5), 0.5, dtype)
+    for syn, leak in [(0.0, 0.0), (-0.0, 0.0), (0.0, -0.0), (100.0, 0.25), (-0.0, -0.0)]:
+        p = LIParameters(syn, 200.0, leak)
+        got_v, got = li_feed_forward_step(x, LIState(v, i), p, backend="numpy")
+        a, d = 1e-3 * 200.0, 1e-3 * syn
+        j = i + x
+        want_v = v + ((leak - v) + j) * a
+        want_i = j + j * -d
+        for g, w in ((got_v, want_v), (got.v, want_v), (got.i, want_i)):
+            assert g.dtype == dtype and g.tobytes() == w.tobytes(), (syn, leak)

@@ -93,6 +93,7 @@ def threads(count: int | None = None) -> str:
     return f"compiled loops: numba {numba.__version__}, {numba.get_num_threads()} threads"
 
 
+@functools.cache
 def _kernels() -> Any:
     return importlib.import_module(__name__ + ".kernels")
 
@@ -106,24 +107,33 @@ def block(neurons: int) -> int:
     return max(ALIGN, min(MAX_BLOCK, math.ceil(share / ALIGN) * ALIGN))
 
 
-def _per_neuron(value: Any, neurons: tuple, dtype: Any) -> Any:
-    """``value`` (a number or an array broadcasting to ``neurons``) as a
-    contiguous, read-only ``[N]`` array of ``dtype``."""
+def _per_neuron(value: Any, size: int, neurons: tuple, dtype: Any) -> Any:
+    """``value`` (a number or an array broadcasting to ``neurons``, of
+    ``size`` elements) as a contiguous, read-only ``[N]`` array of ``dtype``;
+    a view where ``value`` already is one (the state, usually)."""
     import numpy as np
 
-    flat = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=dtype), neurons)).reshape(-1)
-    return _read_only(flat)
+    if type(value) is np.ndarray and value.size == size and value.dtype == dtype and value.flags.c_contiguous:
+        flat = value.reshape(size)  # a view of its own
+        flat.flags.writeable = False
+        return flat
+    flat = np.empty(size, dtype)
+    flat.reshape(neurons)[...] = value  # broadcast and cast as np.asarray(value, dtype) would
+    flat.flags.writeable = False
+    return flat
 
 
-def _rates(values: tuple, neurons: tuple, dtype: Any) -> list:
+def _rates(values: tuple, size: int, neurons: tuple, dtype: Any) -> list:
     """The rates (and ``v_leak``) as scalars of ``dtype`` where every one of
     them is a single number, else each as an ``[N]`` array (two compilations
     of a kernel, not one per combination)."""
     import numpy as np
 
+    if all(type(value) is float for value in values):  # (the common case first)
+        return [dtype.type(value) for value in values]
     if all(np.size(value) == 1 for value in values):
         return [np.asarray(value, dtype=dtype).reshape(())[()] for value in values]
-    return [_per_neuron(value, neurons, dtype) for value in values]
+    return [_per_neuron(value, size, neurons, dtype) for value in values]
 
 
 def _sequence(array: Any, size: int, dtype: Any, *, one_row: bool = False) -> Any:
@@ -154,10 +164,22 @@ def _rows(array: Any, size: int) -> Any:
     return view
 
 
-def _run(kernel: Any, size: int, steps: int, *args: Any) -> None:
-    """``kernel(*args, block)`` on as many threads as it has blocks and
-    :data:`GRAIN` neuron-steps, at most ``numba.get_num_threads()``: a thread
-    without a block would only hold the others up at the end."""
+def _run(name: str, size: int, steps: int, *args: Any) -> None:
+    """The kernel ``name`` of :mod:`.kernels` on ``args``. A scan of fewer
+    than two :data:`GRAIN` of neuron-steps, which one thread runs, calls the
+    kernel's block function (``name + "_block"``) on each block of at most
+    :data:`MAX_BLOCK` neurons from here: numba's thread pool is not touched
+    and its thread count neither read nor set. A larger one runs the
+    parallel kernel on as many threads as it has blocks and :data:`GRAIN`
+    neuron-steps, at most ``numba.get_num_threads()``: a thread without a
+    block would only hold the others up at the end. Each neuron's numbers
+    are the same either way."""
+    kernels = _kernels()
+    if size * steps < 2 * GRAIN:
+        serial = getattr(kernels, name + "_block")
+        for lo in range(0, size, MAX_BLOCK):
+            serial(*args, lo, min(size, lo + MAX_BLOCK))
+        return
     import numba
 
     length = block(size)
@@ -165,7 +187,7 @@ def _run(kernel: Any, size: int, steps: int, *args: Any) -> None:
     wanted = max(1, min(threads, math.ceil(size / length), size * steps // GRAIN))
     numba.set_num_threads(wanted)
     try:
-        kernel(*args, length)
+        getattr(kernels, name)(*args, length)
     finally:
         numba.set_num_threads(threads)
     global _openmp_process
@@ -188,13 +210,14 @@ def scan(
 
     neurons = xs.shape[1:]
     size, dtype = math.prod(neurons), voltages.dtype
-    state = [_per_neuron(value, neurons, dtype) for value in (v0, i0)]
-    rates = _rates((a, d, 0.0 if v_leak is None else v_leak), neurons, dtype)
+    v_init = _per_neuron(v0, size, neurons, dtype)
+    state = (v_init, v_init if i0 is v0 else _per_neuron(i0, size, neurons, dtype))
+    rates = _rates((a, d, 0.0 if v_leak is None else v_leak), size, neurons, dtype)
     unwanted = np.empty((0, size), dtype)
     outputs = [unwanted if out is None else _rows(out, size) for out in (voltages, currents, js)]
     has_leak = v_leak is not None
     _run(
-        _kernels().scan,
+        "scan",
         size,
         xs.shape[0],
         _sequence(xs, size, dtype),
@@ -227,18 +250,22 @@ def scan_backward(
         outputs = (np.empty(0, dtype),) * 3
     else:
         v0, voltages, js, leak = saved
-        v0, voltages, js = _per_neuron(v0, neurons, dtype), _sequence(voltages, size, dtype), _sequence(js, size, dtype)
+        v0, voltages, js = (
+            _per_neuron(v0, size, neurons, dtype),
+            _sequence(voltages, size, dtype),
+            _sequence(js, size, dtype),
+        )
         outputs = tuple(_rows(share, size)[0] for share in shares)
     gis = no_rows if gi is None else _sequence(gi, size, dtype, one_row=True)
-    rate_v, rate_i, v_leak = _rates((a, d, leak), neurons, dtype)
+    rate_v, rate_i, v_leak = _rates((a, d, leak), size, neurons, dtype)
     inputs = (
         _sequence(gv, size, dtype, one_row=True),
         gis,
-        _per_neuron(gi_end, neurons, dtype),
+        _per_neuron(gi_end, size, neurons, dtype),
         rate_v,
         rate_i,
         v0,
         voltages,
         js,
     )
-    _run(_kernels().scan_backward, size, dx.shape[0], *inputs, v_leak, _rows(dx, size), _rows(dv0, size)[0], *outputs)
+    _run("scan_backward", size, dx.shape[0], *inputs, v_leak, _rows(dx, size), _rows(dv0, size)[0], *outputs)

@@ -122,62 +122,70 @@ def forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool
     return voltages, currents if record else i_end, xs.new_empty((0,)) if js is None else js
 
 
+#: the dtypes the compiled loops compute in
+COMPILED_DTYPES = (torch.float32, torch.float64)
+
+
 def compiled_runs(xs: Any) -> bool:
-    """Whether the compiled loops run for the time sequence ``xs``: a
-    float32 or float64 CPU tensor with at least one neuron, where
+    """Whether the compiled loops run for the time sequence ``xs`` (``T >=
+    1``): a float32 or float64 CPU tensor with at least one neuron, where
     :func:`li_backends.compiled.unavailable` finds no reason against them."""
-    return (
-        xs.device.type == "cpu"
-        and xs.dtype in (torch.float32, torch.float64)
-        and xs[0].numel() > 0
-        and compiled.unavailable() is None
-    )
+    return xs.dtype in COMPILED_DTYPES and xs.is_cpu and xs.numel() > 0 and compiled.unavailable() is None
 
 
 def _array(t: Any) -> Any:
     """The NumPy view of a CPU tensor's memory (no copy)."""
-    return t.detach().numpy()
+    return (t.detach() if t.requires_grad else t).numpy()
+
+
+def _rate(value: Any) -> Any:
+    """A rate for the kernels: a Python float as it is, a tensor as its NumPy view."""
+    return value if isinstance(value, float) else _array(value)
 
 
 def compiled_forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool):
     """:func:`forward`'s outputs from :func:`li_backends.compiled.scan`,
-    written straight into the output tensors (see :func:`compiled_runs`)."""
+    written straight into the output tensors (see :func:`compiled_runs`);
+    the rates are tensors or Python floats, taken as they are. The ``j``
+    sequence is None unless ``keep``."""
     xs = xs.contiguous()
     voltages = torch.empty_like(xs)
     currents = torch.empty_like(xs) if record else None
     js = torch.empty_like(xs) if keep else None
     i_end = xs.new_empty(xs.shape[1:])
-    leak = None if _is_zero(v_leak) else _array(v_leak)
-    currents_array, js_array = (None if t is None else _array(t) for t in (currents, js))
+    no_leak = v_leak == 0.0 if isinstance(v_leak, float) else _is_zero(v_leak)
+    state = _array(v0)  # (the default state is one tensor for both)
     compiled.scan(
         _array(xs),
-        _array(v0),
-        _array(i0),
-        _array(a),
-        _array(d),
-        leak,
+        state,
+        state if i0 is v0 else _array(i0),
+        _rate(a),
+        _rate(d),
+        None if no_leak else _rate(v_leak),
         _array(voltages),
-        currents_array,
-        js_array,
+        None if currents is None else _array(currents),
+        None if js is None else _array(js),
         _array(i_end),
     )
-    return voltages, i_end if currents is None else currents, xs.new_empty((0,)) if js is None else js
+    return voltages, i_end if currents is None else currents, js
 
 
 def compiled_backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, saved: tuple | None):
     """:func:`backward`'s gradients from
-    :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always)."""
+    :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always);
+    rates (and ``v_leak`` in ``saved``) are tensors or Python floats, and a
+    ``gi`` of None is zero."""
     shape = gv.shape[1:]
     gx = torch.empty(gv.shape, dtype=gv.dtype)
     g_v0 = gv.new_empty(shape)
     shares = None if saved is None else [gv.new_empty(shape) for _ in range(3)]
-    arrays = None if saved is None else tuple(_array(t) for t in saved)
+    arrays = None if saved is None else (*(_array(t) for t in saved[:3]), _rate(saved[3]))
     compiled.scan_backward(
         _array(gv),
-        _array(gi) if record else None,
-        0.0 if record else _array(gi),
-        _array(a),
-        _array(d),
+        _array(gi) if record and gi is not None else None,
+        0.0 if record or gi is None else _array(gi),
+        _rate(a),
+        _rate(d),
         arrays,
         _array(gx),
         _array(g_v0),

@@ -95,10 +95,13 @@ def _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length):
 
 def _scan(xs, v0, i0, a, d, v_leak, record, keep):
     """The forward op with the compiled loops (float32 and float64 on the
-    CPU, where numba imports) or torch's own ops, on any device."""
+    CPU, where numba imports) or torch's own ops, on any device; rates are
+    tensors or Python floats (the compiled loops take floats as they are)."""
+    if loop.compiled_runs(xs):
+        voltages, currents, js = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
+        return voltages, currents, xs.new_empty((0,)) if js is None else js
+    a, d, v_leak = _tensors(xs.dtype, a, d, v_leak)
     with torch.no_grad():
-        if loop.compiled_runs(xs):
-            return loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
         length = blocked_length(xs)
         if length:
             return _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length)
@@ -107,19 +110,24 @@ def _scan(xs, v0, i0, a, d, v_leak, record, keep):
 
 def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
     """The backward op with the compiled loops (as :func:`_scan`) or torch's
-    own ops, on any device."""
+    own ops, on any device; rates are tensors or Python floats (the
+    gradient of a float is summed to a 0-d tensor)."""
     saved = None if js is None else (v0, voltages, js, v_leak)
     with torch.no_grad():
-        length = blocked_length(gv)
         if loop.compiled_runs(gv):
             grads = loop.compiled_backward(gv, gi, a, d, record, saved)
-        elif length:
-            grads = blocked_adjoint(gv, gi, a, d, record, need_v0, saved, lane_scan=loop.lane_scan, length=length)
         else:
-            grads = loop.backward(gv, gi, a, d, record, need_v0, saved)
+            a, d, v_leak = _tensors(gv.dtype, a, d, v_leak)
+            saved = None if saved is None else (v0, voltages, js, v_leak)
+            length = blocked_length(gv)
+            if length:
+                grads = blocked_adjoint(gv, gi, a, d, record, need_v0, saved, lane_scan=loop.lane_scan, length=length)
+            else:
+                grads = loop.backward(gv, gi, a, d, record, need_v0, saved)
         if saved is None:
             return grads
-        return grads[:3] + [g.sum_to_size(p.shape) for g, p in zip(grads[3:], (a, d, v_leak))]
+        shapes = (p.shape if isinstance(p, torch.Tensor) else () for p in (a, d, v_leak))
+        return grads[:3] + [g.sum_to_size(shape) for g, shape in zip(grads[3:], shapes)]
 
 
 @torch.library.custom_op(
@@ -219,8 +227,10 @@ def _forward(xs, v0, i0, a, d, v_leak, record, keep):
     a buffer of its own. Rates are tensors or Python floats."""
     if _fused(xs):
         return cuda.scan_with_copy(xs, v0, i0, a, d, v_leak, record, keep)
-    a, d, v_leak = _tensors(xs.dtype, a, d, v_leak)
-    voltages, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep)
+    if loop.compiled_runs(xs):
+        voltages, currents, js = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
+    else:
+        voltages, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep)
     v_out = voltages.clone() if record else voltages[-1].clone()
     return voltages, v_out, currents, js if keep else None
 
@@ -242,9 +252,8 @@ def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
     """The backward op for rates that are tensors or floats; a ``gi`` of None is zero."""
     if _fused(gv):
         return cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
-    if gi is None:
+    if gi is None and not loop.compiled_runs(gv):  # (the compiled loops take None for zero)
         gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
-    a, d, v_leak = _tensors(gv.dtype, a, d, v_leak)
     return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
 
 
@@ -283,8 +292,8 @@ def scan_eager(xs, v0, i0, a, d, v_leak, record):
     dtype, through :class:`Scan` where autograd needs it, else directly.
     ``v_out`` is the final voltage (the sequence when ``record``), distinct
     from ``voltages``; rates are tensors or Python floats."""
-    if torch.is_grad_enabled() and any(
-        isinstance(t, torch.Tensor) and t.requires_grad for t in (xs, v0, i0, a, d, v_leak)
-    ):
-        return Scan.apply(xs, v0, i0, a, d, v_leak, record)
+    if torch.is_grad_enabled():
+        for t in (xs, v0, i0, a, d, v_leak):
+            if isinstance(t, torch.Tensor) and t.requires_grad:
+                return Scan.apply(xs, v0, i0, a, d, v_leak, record)
     return _forward(xs, v0, i0, a, d, v_leak, record, False)[:3]
