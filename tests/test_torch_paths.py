@@ -72,7 +72,7 @@ def torch_scan(xs, state, w, p, record_states):
 
 def compiled_path(monkeypatch):
     """Make the backend take the ``torch.compile`` path (the custom op) in eager mode."""
-    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    monkeypatch.setattr(torch_backend, "tracing", lambda torch: True)
 
 
 def check_both_paths(monkeypatch, leaves, loss_weights, combinations, outputs, record, exact_reference=True):
