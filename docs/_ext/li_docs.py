@@ -162,6 +162,7 @@ class BenchResults(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         from li_core import bench
+        from li_core.bench.host import HOST_HEADERS, host_table
 
         if (placeholder := _generated_only_for_output(self)) is not None:
             return placeholder
@@ -172,6 +173,15 @@ class BenchResults(SphinxDirective):
         rows, notes = bench.result_table(report)
         result: list[nodes.Node] = [nodes.paragraph(text=f"Measured in {bench.describe_settings(report)}.")]
         result.append(_table(bench.RESULT_HEADERS, rows))
+        host = host_table(report)
+        if host:
+            result.append(
+                nodes.paragraph(
+                    text="Host overhead, microseconds per call, beside the floor of any fused op written in Python "
+                    "(one autograd.Function, one elementwise op each way):"
+                )
+            )
+            result.append(_table(HOST_HEADERS, host))
         if notes:
             items = nodes.bullet_list()
             for note in notes:
