@@ -26,7 +26,7 @@ from .arrays import device as device_of
 from .arrays import dtype_name, library_name
 from .bench import format_seconds, synchronizer
 from .errors import BackendUnavailableError
-from .registry import get_backend, list_backends
+from .registry import get_backend, registry
 
 __all__ = [
     "DemoResult",
@@ -324,7 +324,7 @@ def _available(backend: str) -> Any:
     """The backend called ``backend``; BackendUnavailableError (with the
     install command) when it cannot run here."""
     chosen = get_backend(backend)
-    reason = next(info.reason for info in list_backends() if info.name == chosen.name)
+    reason = registry.availability(chosen)  # (this backend's alone: list_backends() would import every library)
     if reason is not None:
         hint = chosen.install_hint()
         fix = f"; to install it: {hint}" if hint else ""
@@ -348,7 +348,8 @@ def summary(result: DemoResult) -> str:
     neurons = result.voltages.shape[1]
     v = result.voltages
     version = f" {result.version}" if result.version else ""
-    distribution = next((info.distribution for info in list_backends() if info.name == result.backend), "?")
+    registered = registry.backends.get(result.backend)
+    distribution = "?" if registered is None else registered.distribution
     mean, low, high = _statistics(v)
     if result.store is None:
         timing = (

@@ -599,3 +599,15 @@ def test_demo_output_onto_a_directory_is_refused_before_simulating(capsys, monke
     (tmp_path / "plots.png").mkdir()
     err = refused(capsys, monkeypatch, "demo", "-o", str(tmp_path / "plots.png"))
     assert "is a directory" in err
+
+
+def test_demo_asks_only_its_own_backend_whether_it_can_run():
+    """li demo on NumPy must not import every registered backend's library to
+    check availability (asking all of them cost it seven seconds)."""
+    code = (
+        "import sys; from li_core import demo; demo._available('numpy'); "
+        "print(sorted(m for m in ('torch', 'jax', 'cupy', 'dask', 'numba') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
