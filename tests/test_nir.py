@@ -415,8 +415,16 @@ def test_a_weightless_population_gets_the_diagonal_of_the_current_scale():
             {"p": LIParameters(tau_mem_inv=np.array([100.0, 200.0, 100.0]))},
             r"SpikingJelly's CUBALIFNode takes one value.*p\.tau_mem_inv differs between neurons \(100 to 200\)",
         ),
-        ("snntorch", {"input_weights": None, "shape": (2, 3)}, r"snnTorch needs each neuron.s current scale.*pass input_weights"),
-        ("loihi", {}, r"target must be None or one of 'snntorch', 'spikingjelly', 'norse', 'sinabs', 'rockpool', got 'loihi'"),
+        (
+            "snntorch",
+            {"input_weights": None, "shape": (2, 3)},
+            r"snnTorch needs each neuron.s current scale.*pass input_weights",
+        ),
+        (
+            "loihi",
+            {},
+            r"target must be None or one of 'snntorch', 'spikingjelly', 'norse', 'sinabs', 'rockpool', got 'loihi'",
+        ),
     ],
 )
 def test_what_a_tool_cannot_run_is_refused(target, arguments, message):
