@@ -19,8 +19,11 @@ current ``i`` being ``r * I``. So:
 - :func:`from_nir` honours any ``r`` and ``w_in`` by scaling each neuron's
   input by ``g``; for NIR's current-free ``LI`` node (``tau dv/dt =
   (v_leak - v) + r*I``) it uses ``tau_syn_inv = 1/dt`` (the current decays
-  fully within each step, ``i = 0``) and ``g = r``. ``source="norse"`` first
-  undoes Norse 1.1's export conventions. Every node is validated at load.
+  fully within each step, ``i = 0``) and ``g = r``. ``source=`` reads a
+  tool's own conventions instead (Norse 1.1's time constants times ``dt``,
+  Sinabs's steps, Rockpool's exponential decays and ``dt`` in ``r``), and a
+  graph this library wrote for Sinabs or Rockpool says so in its metadata.
+  Every node is validated at load.
 
 docs/nir.md derives this mapping and lists what each tool does differently.
 """
@@ -191,17 +194,25 @@ def to_nir(
     tau_syn/dt``, so that a simulator holding the input for ``dt`` jumps the
     current by the weighted input each step; the graph's metadata records ``dt``.
 
-    ``target`` (one of :data:`TARGETS`) writes instead a ``CubaLIF`` with
-    ``v_threshold = +inf`` that the tool's own importer reads and runs with
-    these numbers: for ``"norse"`` with ``r = 1`` and ``w_in = tau_syn/dt``;
-    for ``"snntorch"`` and ``"spikingjelly"`` with ``r = tau_mem/dt``, ``w_in
-    = tau_syn/dt`` and each neuron's weights and bias multiplied by
-    ``dt*tau_mem_inv`` (their membrane adds the current unscaled; a weightless
-    population gets the diagonal ``Linear`` of these factors). A model the
-    tool cannot run (``v_leak != 0``; for snnTorch a ``dt`` other than 1e-4;
-    for snnTorch and SpikingJelly ``dt*tau_inv > 1``; for SpikingJelly
-    per-neuron time constants) raises a ``ValueError`` naming the tool's
-    constraint and the parameter.
+    ``target`` (one of :data:`TARGETS`) writes instead the graph that the
+    tool's own importer reads and runs with these numbers, ``a =
+    dt*tau_mem_inv`` and ``d = dt*tau_syn_inv``: for ``"norse"`` a ``CubaLIF``
+    with ``r = 1``, ``w_in = tau_syn/dt``; for ``"snntorch"`` and
+    ``"spikingjelly"`` one with ``r = tau_mem/dt``, ``w_in = tau_syn/dt`` and
+    each neuron's weights and bias multiplied by ``a`` (their membrane adds the
+    current unscaled); for ``"sinabs"`` ``Affine -> LI -> LI`` (its ExpLeak
+    layers, ``tau = -1/ln(1 - d)`` and ``-1/ln(1 - a)`` steps; the first
+    only if ``d < 1``) with the weights and bias multiplied by ``a``; for
+    ``"rockpool"`` a ``CubaLIF`` with ``tau = -dt/ln(1 - rate)``, ``r =
+    tau_mem/dt - 1`` (its importer's ``dt``), ``w_in = 1``, ``v_threshold =``
+    :data:`NEVER_FIRES` and the weights and bias multiplied by ``a/(1 - d)``.
+    The others get ``v_threshold = +inf``; a weightless population gets the
+    diagonal map of its factors; ``metadata`` records ``dt``, the writer and
+    the target. A model the tool cannot run (``v_leak != 0``; for snnTorch a
+    ``dt`` other than 1e-4; ``dt*tau_inv`` above 1 for snnTorch and
+    SpikingJelly, at or above 1 for Rockpool and Sinabs's ``tau_mem_inv``;
+    for SpikingJelly per-neuron time constants) raises a ``ValueError`` naming
+    the tool's constraint and the parameter.
     """
     dt = check_dt(dt)
     if target is not None and target not in TARGETS:
@@ -661,9 +672,9 @@ def _source(graph: nir.NIRNode, source: str | None, norm_input: bool) -> str | N
     if metadata.get("writer") != _WRITER:
         return source
     target = metadata.get("target")
-    written = target if target in ("sinabs", "rockpool") else None  # the other targets keep NIR's meaning
+    written: str | None = str(target) if target in ("sinabs", "rockpool") else None  # the others keep NIR's meaning
     if source is not None and source != written:
-        meaning = f"in {_TOOL[target]}'s terms" if written else "in NIR's own terms"
+        meaning = f"in {_TOOL[written]}'s terms" if written else "in NIR's own terms"
         raise ValueError(
             f"from_nir(source={source!r}): the graph's metadata says li-neurons wrote it "
             f"(metadata['writer'] = {_WRITER!r}, metadata['target'] = {target!r}), {meaning}, not {_TOOL[source]}'s; "
@@ -692,10 +703,17 @@ def from_nir(
     by ``r * w_in * dt / tau_syn`` (``r`` for ``LI``).
 
     ``dt`` defaults to the ``dt`` recorded in the graph's metadata (``to_nir``
-    writes it); a graph without one needs ``dt`` (there is no default: each
-    tool assumes its own). ``source="norse"`` reads a graph written by Norse
-    1.1's ``to_nir``: time constants ``tau / dt`` and an input that jumps the
-    current by ``r * w_in`` times itself.
+    writes it), then under ``source="rockpool"`` to the one in ``r``; a graph
+    without one needs ``dt`` (there is no default: each tool assumes its
+    own). ``source`` reads a tool's own export: ``"norse"`` (Norse 1.1: time
+    constants ``tau / dt``, an input that jumps the current by ``r * w_in``
+    times itself); ``"sinabs"`` (``LI`` or ``LI -> LI``, tau in steps, as
+    its ExpLeak layers run; ``norm_input=True`` for layers that scale their
+    input by ``1 - exp(-1/tau)``, which its graphs do not record); and
+    ``"rockpool"`` (``CubaLIF`` as its LIFTorch, ``LI`` as its ExpSynTorch
+    run; a ``v_threshold`` at or above :data:`NEVER_FIRES` never fires). A
+    graph ``to_nir`` wrote is read by its metadata, and a ``source`` that
+    contradicts it is refused.
     """
     if source is not None and source not in SOURCES:
         raise ValueError(f"source must be None or one of {', '.join(map(repr, SOURCES))}, got {source!r}")
