@@ -204,7 +204,8 @@ def test_neuron_fields_of_the_wrong_shape_are_refused_even_with_the_right_size()
     neuron = nir.CubaLI(
         tau_syn=np.full(3, 5e-3), tau_mem=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3), w_in=np.ones(3)
     )
-    neuron.tau_syn = neuron.tau_syn.reshape(3, 1)  # as nir's type_check=False lets a graph hold it
+    for field in ("tau_syn", "tau_mem", "r", "v_leak", "w_in"):  # the right size: 3 values for 3 currents
+        setattr(neuron, field, getattr(neuron, field).reshape(3, 1))  # as code editing a read graph can
     message = r"the maps give 3 currents \(shape \(3,\)\), but node 'neuron0' \(nir\.CubaLI\) has fields of shapes tau_syn \(3, 1\)"
     with pytest.raises(ValueError, match=message):
         from_nir(_graph(nir.Linear(np.ones((3, 4))), neurons=[neuron]), dt=DT)
