@@ -148,7 +148,11 @@ def _refuse_for_target(target: str, values: dict[str, np.ndarray], dt: float) ->
     if target == "norse":
         return
     decay = {  # each tool's decay per step, and the rates dt*tau_inv that must stay below 1 (not reach it)
-        "sinabs": ("exp(-1/tau) per step (tau in steps), which must lie in (0, 1)", ("tau_mem_inv",)),
+        "sinabs": (
+            "exp(-1/tau) per step (tau in steps), which must lie in (0, 1); a current that lasts one step "
+            "(dt*p.tau_syn_inv = 1) gets no layer",
+            ("tau_mem_inv",),
+        ),
         "rockpool": ("exp(-dt/tau) per step, which must lie in (0, 1)", ("tau_mem_inv", "tau_syn_inv")),
     }
     why, below = decay.get(target, ("1 - dt/tau per step, which must lie in [0, 1)", ()))
