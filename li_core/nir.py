@@ -51,7 +51,7 @@ try:
 except ImportError as error:  # the extra is optional; say how to get it
     raise ImportError(f"li_core.nir needs the nir package: {install_command('nir')} ({error})") from error
 
-__all__ = ["SOURCES", "TARGETS", "NIRModel", "from_nir", "module_to_nir", "to_nir"]
+__all__ = ["NEVER_FIRES", "SOURCES", "TARGETS", "NIRModel", "from_nir", "module_to_nir", "to_nir"]
 
 #: the tools :func:`to_nir` can write for, by the name of their Python package
 TARGETS = ("snntorch", "spikingjelly", "norse", "sinabs", "rockpool")
