@@ -1,4 +1,4 @@
-"""How li-neurons' NIR graphs and those of snnTorch, SpikingJelly and Norse read each other.
+"""How li-neurons' NIR graphs and those of snnTorch, SpikingJelly, Norse, Sinabs and Rockpool read each other.
 
     python examples/nir_interop.py [--json PATH]
 
@@ -206,11 +206,94 @@ def norse_row() -> dict[str, dict[str, float] | str]:
     }
 
 
+# --- Sinabs ------------------------------------------------------------------------------------------------------
+
+
+def sinabs_row() -> dict[str, dict[str, float] | str]:
+    import sinabs
+    import sinabs.layers as sl
+
+    def simulate(graph, spikes):
+        module = sinabs.from_nir(graph, batch_size=BATCH, num_timesteps=STEPS)  # it runs [batch*time, n]
+        flat = torch.as_tensor(spikes).transpose(0, 1).reshape(BATCH * STEPS, -1)
+        with torch.no_grad():
+            return module(flat)[0].reshape(BATCH, STEPS, -1).transpose(0, 1)
+
+    def ours_in_sinabs() -> dict[str, float]:
+        weights, bias, p, spikes, expected = model(1e-3, per_neuron=True)
+        return compare(simulate(to_nir(weights, p, 1e-3, bias=bias, target="sinabs"), spikes), expected)
+
+    def theirs_in_ours() -> dict[str, float]:
+        torch.manual_seed(0)
+        current, voltage = sl.ExpLeak(tau_mem=torch.tensor([3.0, 5.0, 7.0, 2.0])), sl.ExpLeak(tau_mem=10.0)
+        net = torch.nn.Sequential(torch.nn.Linear(INPUTS, NEURONS), current, voltage)
+        spikes = (torch.rand(STEPS, BATCH, INPUTS) < 0.3).float()
+        with torch.no_grad():
+            theirs = net(spikes.transpose(0, 1)).transpose(0, 1)
+        graph = sinabs.to_nir(net, spikes[:1])
+        return compare(from_nir(graph, dt=1e-3, source="sinabs")(spikes)[0], theirs)
+
+    plain = to_nir(np.ones((NEURONS, INPUTS)), LIParameters(), 1e-3)
+    return {
+        "to_nir(target=...) run by the tool": attempt(ours_in_sinabs),
+        "the tool's export read by from_nir": attempt(theirs_in_ours),
+        "CubaLI (no target) given to the tool": attempt(lambda: str(simulate(plain, np.ones((STEPS, BATCH, INPUTS))))),
+    }
+
+
+# --- Rockpool ----------------------------------------------------------------------------------------------------
+
+
+def rockpool_row() -> dict[str, dict[str, float] | str]:
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import from_nir as rockpool_from_nir
+    from rockpool.nn.modules.torch.nir import to_nir as rockpool_to_nir
+
+    from li_core.nir import NEVER_FIRES
+
+    def ours_in_rockpool() -> dict[str, float]:
+        weights, bias, p, spikes, expected = model(1e-3, per_neuron=True)
+        module = rockpool_from_nir(to_nir(weights, p, 1e-3, bias=bias, target="rockpool"))
+        module.li._record = True  # its LIFTorch then keeps the voltages
+        with torch.no_grad():
+            module(torch.as_tensor(spikes).transpose(0, 1))
+        return compare(module.li._record_dict["vmem"].transpose(0, 1), expected)
+
+    def theirs_in_ours() -> dict[str, float]:
+        torch.manual_seed(0)
+        tau_mem, tau_syn = torch.tensor([0.01, 0.02, 0.015, 0.03]), torch.tensor([0.005, 0.004, 0.008, 0.002])
+        lif = LIFTorch(NEURONS, tau_mem=tau_mem, tau_syn=tau_syn, threshold=NEVER_FIRES, dt=1e-3)
+        net = Sequential(LinearTorch((INPUTS, NEURONS), has_bias=True), lif)
+        spikes = (torch.rand(STEPS, BATCH, INPUTS) < 0.3).float()
+        with torch.no_grad():
+            _, _, record = net(spikes.transpose(0, 1), record=True)
+        voltages, _ = from_nir(rockpool_to_nir(net), source="rockpool")(spikes)  # dt from r
+        return compare(voltages, record["1_LIFTorch"]["vmem"].transpose(0, 1))
+
+    plain = to_nir(np.ones((NEURONS, INPUTS)), LIParameters(), 1e-3)
+    return {
+        "to_nir(target=...) run by the tool": attempt(ours_in_rockpool),
+        "the tool's export read by from_nir": attempt(theirs_in_ours),
+        "CubaLI (no target) given to the tool": attempt(lambda: str(rockpool_from_nir(plain))),
+    }
+
+
 #: what each tool exported for the second direction
 EXPORTED = {
     "snntorch": "`Synaptic`, `dt=1e-4`",
     "spikingjelly": "`CUBALIFNode`, `dt=1e-4`",
     "norse": "`LIFCell`, `source='norse'`",
+    "sinabs": "`ExpLeak -> ExpLeak`, `source='sinabs'`",
+    "rockpool": "`LIFTorch`, `source='rockpool'`, dt from `r`",
+}
+#: how each tool's row is measured
+ROWS = {
+    "snntorch": snntorch_row,
+    "spikingjelly": spikingjelly_row,
+    "norse": norse_row,
+    "sinabs": sinabs_row,
+    "rockpool": rockpool_row,
 }
 DIRECTIONS = (
     "to_nir(target=...) run by the tool",
@@ -226,7 +309,7 @@ def main() -> None:
     versions = {"nirtorch": _version("nirtorch"), "nir": _version("nir")}
     figures: dict[str, float] = {}
     rows = []
-    for name, row in (("snntorch", snntorch_row), ("spikingjelly", spikingjelly_row), ("norse", norse_row)):
+    for name, row in ROWS.items():
         if importlib.util.find_spec(name) is None:
             print(f"{name} is not installed: skipped")
             continue

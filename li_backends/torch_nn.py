@@ -74,9 +74,10 @@ class _LIModule(nn.Module):
         """This module as a NIR graph (needs the ``nir`` extra): ``Input -> Linear
         -> CubaLI -> Output`` for ``LILinearCell``, ``Input -> CubaLI -> Output``
         for ``LI`` and ``LICell``, whose neuron ``shape`` is needed unless their
-        parameters are per-neuron. ``target`` (``"snntorch"``,
-        ``"spikingjelly"``, ``"norse"``) writes the graph that tool's importer
-        runs with the same numbers. See :func:`li_core.nir.to_nir`."""
+        parameters are per-neuron. ``target`` (one of
+        :data:`li_core.nir.TARGETS`: ``"snntorch"``, ``"spikingjelly"``,
+        ``"norse"``, ``"sinabs"``, ``"rockpool"``) writes the graph that tool's
+        importer runs with the same numbers. See :func:`li_core.nir.to_nir`."""
         from li_core.nir import module_to_nir
 
         return module_to_nir(self, shape=shape, target=target)

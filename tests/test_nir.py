@@ -78,7 +78,7 @@ def test_exported_graph_has_the_documented_fields():
     graph = to_nir(weights, LIParameters(), dt=1e-3)
     assert list(graph.nodes) == ["input", "linear", "li", "output"]
     assert graph.edges == [("input", "linear"), ("linear", "li"), ("li", "output")]
-    assert graph.metadata == {"dt": 1e-3}
+    assert graph.metadata == {"dt": 1e-3, "writer": "li-neurons"}
     np.testing.assert_array_equal(graph.nodes["input"].input_type["input"], [2])
     np.testing.assert_array_equal(graph.nodes["output"].output_type["output"], [3])
     np.testing.assert_array_equal(graph.nodes["linear"].weight, weights)
@@ -306,7 +306,7 @@ def test_torch_modules_have_to_nir():
     cell = LILinearCell(5, 3)
     np.testing.assert_array_equal(cell.to_nir().nodes["linear"].weight, cell.input_weights.detach().numpy())
     assert LI().to_nir(shape=4).nodes["li"].tau_syn.shape == (4,)
-    assert LICell(dt=1e-4).to_nir(shape=4).metadata == {"dt": 1e-4}
+    assert LICell(dt=1e-4).to_nir(shape=4).metadata == {"dt": 1e-4, "writer": "li-neurons"}
     for target in ("snntorch", "spikingjelly", "norse"):  # the target reaches to_nir
         assert isinstance(LILinearCell(5, 3, dt=1e-4).to_nir(target=target).nodes["li"], nir.CubaLIF)
     with pytest.raises(ValueError, match="snnTorch's importer fixes dt = 1e-4"):
@@ -375,7 +375,7 @@ def test_graphs_for_other_tools_describe_the_same_model(target, dt):
     graph = to_nir(weights, p, dt, bias=bias, target=target)
     neuron = graph.nodes["li"]
     assert isinstance(neuron, nir.CubaLIF) and np.all(np.isposinf(neuron.v_threshold))
-    assert graph.metadata == {"dt": dt}
+    assert graph.metadata == {"dt": dt, "writer": "li-neurons", "target": target}
     tau_mem = 1.0 / np.broadcast_to(p.tau_mem_inv, (3,))
     expected_r = np.ones(3) if target == "norse" else tau_mem / dt
     np.testing.assert_allclose(neuron.r, expected_r, rtol=1e-15)
@@ -415,8 +415,16 @@ def test_a_weightless_population_gets_the_diagonal_of_the_current_scale():
             {"p": LIParameters(tau_mem_inv=np.array([100.0, 200.0, 100.0]))},
             r"SpikingJelly's CUBALIFNode takes one value.*p\.tau_mem_inv differs between neurons \(100 to 200\)",
         ),
-        ("snntorch", {"input_weights": None, "shape": (2, 3)}, r"snnTorch needs the current scale.*pass input_weights"),
-        ("loihi", {}, r"target must be None or one of 'snntorch', 'spikingjelly', 'norse', got 'loihi'"),
+        (
+            "snntorch",
+            {"input_weights": None, "shape": (2, 3)},
+            r"snnTorch needs each neuron.s current scale.*pass input_weights",
+        ),
+        (
+            "loihi",
+            {},
+            r"target must be None or one of 'snntorch', 'spikingjelly', 'norse', 'sinabs', 'rockpool', got 'loihi'",
+        ),
     ],
 )
 def test_what_a_tool_cannot_run_is_refused(target, arguments, message):
@@ -505,7 +513,7 @@ _GOOD = nir.Linear(np.ones((3, 4)))
         (
             [nir.Linear(np.ones((2, 4)))],
             _cuba(),
-            r"the maps give 2 currents, but node 'neuron' \(nir\.CubaLI\) has 3 values",
+            r"the maps give 2 currents \(shape \(2,\)\), but node 'neuron' \(nir\.CubaLI\) has fields of shapes",
         ),
         (
             [_GOOD],
@@ -594,5 +602,5 @@ def test_source_norse_undoes_norses_conventions():
     voltages, _ = from_nir(_chain_graph(nir.Linear(weights), neuron=box), dt=dt, source="norse")(inputs)
     expected, _ = li_scan(inputs, None, weights, LIParameters(1.0 / dt, p.tau_mem_inv, p.v_leak), dt)
     np.testing.assert_allclose(voltages, expected, rtol=1e-11, atol=1e-12)
-    with pytest.raises(ValueError, match=r"source must be None or one of 'norse', got 'sinabs'"):
-        from_nir(_chain_graph(nir.Linear(weights), neuron=written), dt=dt, source="sinabs")
+    with pytest.raises(ValueError, match=r"source must be None or one of 'norse', 'sinabs', 'rockpool', got 'lava'"):
+        from_nir(_chain_graph(nir.Linear(weights), neuron=written), dt=dt, source="lava")

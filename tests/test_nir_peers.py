@@ -1,12 +1,15 @@
-"""NIR between li-neurons and the tools themselves: snnTorch, SpikingJelly
-and Norse (each skips, saying why, where the tool is absent).
+"""NIR between li-neurons and the tools themselves: snnTorch, SpikingJelly,
+Norse, Sinabs and Rockpool (each skips, saying why, where the tool is absent;
+CI installs them all).
 
 Both directions run in the other tool's own loop:
 
 - ``to_nir(..., target=tool)`` read by the tool's importer and simulated by
   it gives ``li_scan``'s voltages within the float32 tolerance;
 - each tool's own export of a neuron that never spikes, read by ``from_nir``,
-  gives that tool's own simulation within the float32 tolerance.
+  gives that tool's own simulation within the float32 tolerance;
+- ``to_nir(...)`` without a target (NIR's ``CubaLI``) given to each tool's
+  importer does what docs/nir.md says it does.
 """
 
 from __future__ import annotations
@@ -213,3 +216,179 @@ def test_norses_liboxcell_export_runs_like_norse():
 
     voltages, _ = from_nir(graph, dt=dt, source="norse")(spikes)
     assert_matches(voltages.numpy(), _run(step, spikes.numpy()), "float32", "Norse's LIBoxCell via from_nir")
+
+
+# --- Sinabs ------------------------------------------------------------------------------------------------------
+
+
+def _sinabs_voltages(graph, spikes: np.ndarray) -> np.ndarray:
+    """Sinabs's importer and simulation: layers on ``[batch*time, n]``, the last ExpLeak's output its voltage."""
+    sinabs = _tool("sinabs", "sinabs==3.1.3")
+    steps, batch = spikes.shape[:2]
+    module = sinabs.from_nir(graph, batch_size=batch, num_timesteps=steps)
+    flat = torch.from_numpy(spikes).transpose(0, 1).reshape(batch * steps, -1)
+    with torch.no_grad():
+        voltages, _ = module(flat)  # nirtorch's executor returns (output, state)
+    return voltages.reshape(batch, steps, -1).transpose(0, 1).double().numpy()
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+@pytest.mark.parametrize(("dt", "per_neuron"), [(1e-3, True), (1e-4, False)])
+def test_sinabs_runs_our_export(dt, per_neuron, bias):
+    """Two ExpLeak layers (current and voltage), time constants in steps, Affine weights scaled by dt*tau_mem_inv."""
+    weights, offsets, p, spikes, expected = _model(8, dt, per_neuron=per_neuron)
+    if not bias:
+        expected, _ = li_scan(spikes.astype(np.float64) @ weights.T, None, None, p, dt, backend="numpy")
+    graph = to_nir(weights, p, dt, bias=offsets if bias else None, target="sinabs")
+    assert_matches(_sinabs_voltages(graph, spikes), expected, "float32", "Sinabs running to_nir(target='sinabs')")
+
+
+def test_sinabs_runs_our_export_without_a_current_layer():
+    """``dt*tau_syn_inv = 1`` (the current lasts one step): one ExpLeak layer."""
+    weights, offsets, _, spikes, _ = _model(9, 1e-3, per_neuron=True)
+    p = LIParameters(1e3, np.array([100.0, 50.0, 200.0, 20.0]))
+    expected, _ = li_scan(spikes.astype(np.float64) @ weights.T + offsets, None, None, p, 1e-3, backend="numpy")
+    graph = to_nir(weights, p, 1e-3, bias=offsets, target="sinabs")
+    assert [type(node).__name__ for node in graph.nodes.values()] == ["Input", "Affine", "LI", "Output"]
+    assert_matches(_sinabs_voltages(graph, spikes), expected, "float32", "Sinabs running one ExpLeak layer")
+
+
+@pytest.mark.parametrize("norm_input", [False, True])
+@pytest.mark.parametrize("layers", [1, 2], ids=["ExpLeak", "ExpLeak-ExpLeak"])
+def test_sinabs_export_runs_like_sinabs(layers, norm_input):
+    """Sinabs's ``Linear -> ExpLeak`` (and ``-> ExpLeak``, a current and a
+    voltage) exports as ``Affine -> LI [-> LI]`` with tau in steps and no
+    ``norm_input``: ``source="sinabs"`` with the layers' ``norm_input`` reads it."""
+    sl = _tool("sinabs.layers", "sinabs==3.1.3")
+    import sinabs
+
+    torch.manual_seed(0)
+    taus = [torch.tensor([3.0, 5.0, 7.0, 2.0]), torch.tensor(10.0)][:layers]
+    net = torch.nn.Sequential(
+        torch.nn.Linear(INPUTS, NEURONS), *(sl.ExpLeak(tau_mem=tau, norm_input=norm_input) for tau in taus)
+    )
+    spikes = _spikes(10)
+    with torch.no_grad():  # before exporting: the export runs the net, which keeps its state
+        theirs = net(spikes.transpose(0, 1)).transpose(0, 1)  # Sinabs is batch-first
+    graph = sinabs.to_nir(net, spikes[:1])
+    voltages, _ = from_nir(graph, dt=1e-3, source="sinabs", norm_input=norm_input)(spikes)
+    assert_matches(voltages.numpy(), theirs.double().numpy(), "float32", f"Sinabs's {layers} ExpLeak via from_nir")
+
+
+# --- Rockpool ----------------------------------------------------------------------------------------------------
+
+
+def _rockpool_voltages(graph, spikes: np.ndarray) -> np.ndarray:
+    """Rockpool's importer and simulation; its LIFTorch records its voltages when asked (``_record``)."""
+    rockpool_nir = _tool("rockpool.nn.modules.torch.nir", "rockpool==3.1.0")
+    module = rockpool_nir.from_nir(graph)
+    module.li._record = True
+    with torch.no_grad():
+        module(torch.from_numpy(spikes).transpose(0, 1))  # batch-first
+    return module.li._record_dict["vmem"].transpose(0, 1).double().numpy()
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+@pytest.mark.parametrize(("dt", "per_neuron"), [(1e-3, True), (1e-4, False)])
+def test_rockpool_runs_our_export(dt, per_neuron, bias):
+    """LIFTorch with time constants exp(-dt/tau) = 1 - dt*tau_inv, its dt from ``r``, the largest float32 as threshold."""
+    weights, offsets, p, spikes, expected = _model(11, dt, per_neuron=per_neuron)
+    if not bias:
+        expected, _ = li_scan(spikes.astype(np.float64) @ weights.T, None, None, p, dt, backend="numpy")
+    graph = to_nir(weights, p, dt, bias=offsets if bias else None, target="rockpool")
+    assert_matches(_rockpool_voltages(graph, spikes), expected, "float32", "Rockpool running to_nir(target='rockpool')")
+
+
+def test_torch_modules_export_for_sinabs_and_rockpool():
+    """``LILinearCell(...).to_nir(target=...)`` runs in both tools as the module runs."""
+    from li_backends.torch_nn import LILinearCell
+
+    torch.manual_seed(0)
+    p = LIParameters(torch.tensor([200.0, 300.0, 150.0, 400.0]), torch.tensor([100.0, 50.0, 120.0, 80.0]))
+    cell = LILinearCell(INPUTS, NEURONS, p=p, dt=1e-3)
+    spikes = _spikes(12)
+    state, expected = None, []
+    with torch.no_grad():
+        for x in spikes:
+            v, state = cell(x, state)
+            expected.append(v.double().numpy())
+    ours = {"sinabs": _sinabs_voltages, "rockpool": _rockpool_voltages}
+    for target, run in ours.items():
+        _tool(target, f"{target}==3.1.{3 if target == 'sinabs' else 0}")
+        voltages = run(cell.to_nir(target=target), spikes.numpy())
+        assert_matches(voltages, np.array(expected), "float32", f"{target} running LILinearCell.to_nir(target=...)")
+
+
+def test_rockpool_export_runs_like_rockpool():
+    """Rockpool's ``LinearTorch -> LIFTorch`` (threshold the largest float32:
+    +inf makes its own voltages NaN) exports as ``Affine -> CubaLIF`` with
+    ``r = tau_mem e^(-dt/tau_mem) / dt`` and no dt; ``source="rockpool"``
+    recovers dt from ``r``. Its ``ExpSynTorch`` comes out as ``LI``."""
+    _tool("rockpool.nn.modules.torch.nir", "rockpool==3.1.0")
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import ExpSynTorch, LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import to_nir as rockpool_to_nir
+
+    from li_core.nir import NEVER_FIRES
+
+    torch.manual_seed(0)
+    dt, spikes = 1e-3, _spikes(13)
+    tau_mem, tau_syn = torch.tensor([0.01, 0.02, 0.015, 0.03]), torch.tensor([0.005, 0.004, 0.008, 0.002])
+    lif = LIFTorch(NEURONS, tau_mem=tau_mem, tau_syn=tau_syn, threshold=NEVER_FIRES, dt=dt)
+    net = Sequential(LinearTorch((INPUTS, NEURONS), has_bias=True), lif)
+    with torch.no_grad():
+        _, _, record = net(spikes.transpose(0, 1), record=True)
+    graph = rockpool_to_nir(net)
+    model = from_nir(graph, source="rockpool")
+    assert model.dt == pytest.approx(dt, rel=1e-6)  # Rockpool's r is float32
+    theirs = record["1_LIFTorch"]["vmem"].transpose(0, 1).double().numpy()
+    assert_matches(model(spikes)[0].numpy(), theirs, "float32", "Rockpool's LIFTorch via from_nir")
+    net = Sequential(LinearTorch((INPUTS, NEURONS)), ExpSynTorch(NEURONS, tau=tau_syn, dt=dt))
+    with torch.no_grad():
+        theirs, _, _ = net(spikes.transpose(0, 1))
+    voltages, _ = from_nir(rockpool_to_nir(net), source="rockpool")(spikes)
+    expected = theirs.transpose(0, 1).double().numpy()
+    assert_matches(voltages.numpy(), expected, "float32", "Rockpool's ExpSynTorch via from_nir")
+
+
+# --- a plain CubaLI (no target) given to each tool: what docs/nir.md's third column says --------------------------
+
+
+def _plain():
+    return to_nir(torch.randn(NEURONS, INPUTS).numpy(), LIParameters(), 1e-3)
+
+
+def test_snntorch_and_spikingjelly_refuse_a_plain_cubali():
+    for module, pip in (
+        ("snntorch.import_nir", "snntorch==1.0.0"),
+        ("spikingjelly.activation_based.nir_exchange", "spikingjelly==2.0.0"),
+    ):
+        importer = _tool(module, pip)
+        with pytest.raises(ValueError, match=r"Unknown node type .*CubaLI"):
+            importer.import_from_nir(_plain())
+
+
+def test_norse_drops_a_plain_cubali_without_a_word():
+    norse = _tool("norse.torch", "norse==1.1.0")
+    graph = _plain()
+    module = norse.from_nir(graph)
+    x = torch.ones(1, INPUTS)
+    output, _ = module(x)
+    weights = torch.as_tensor(graph.nodes["linear"].weight, dtype=torch.float32)
+    torch.testing.assert_close(output, x @ weights.T)  # the projection alone: no dynamics
+
+
+def test_sinabs_refuses_a_plain_cubali_or_runs_its_projection_alone():
+    _tool("sinabs", "sinabs==3.1.3")
+    with pytest.raises(KeyError, match="linear"):  # its importer reads Affine, not Linear
+        _sinabs_voltages(_plain(), np.ones((3, BATCH, INPUTS), dtype=np.float32))
+    weights, bias = np.ones((NEURONS, INPUTS)), np.arange(NEURONS, dtype=np.float64)
+    graph = to_nir(weights, LIParameters(), 1e-3, bias=bias)
+    voltages = _sinabs_voltages(graph, np.ones((3, BATCH, INPUTS), dtype=np.float32))
+    np.testing.assert_allclose(voltages, np.broadcast_to(INPUTS + bias, voltages.shape))  # CubaLI skipped
+
+
+def test_rockpool_refuses_a_plain_cubali():
+    rockpool_nir = _tool("rockpool.nn.modules.torch.nir", "rockpool==3.1.0")
+    with pytest.raises(NotImplementedError, match="CubaLI"):
+        rockpool_nir.from_nir(_plain())
