@@ -313,14 +313,14 @@ def test_torch_scan_and_adjoint(path, kind, record, dtype, ran, monkeypatch):
             with monkeypatch.context() as op_path:
                 _custom_op_path(op_path)
                 op = _run(_torch_scan, leaves, kind, wanted, record, loss)
-            for name, a, b in zip(("voltages", "v", "i"), eager[0], op[0]):
-                assert torch.equal(a, b), f"{what}: {name} differs between the eager path and the custom op"
             want_outputs, want_grads = _torch_reference(kind, record, dtype, loss)
-            for name, a, b in zip(("voltages", "v", "i"), eager[0], want_outputs):
-                assert_matches(a.numpy(), b.numpy(), dtype, f"{what}: {name}")
+            for name, a, b, want in zip(("voltages", "v", "i"), eager[0], op[0], want_outputs):
+                assert_matches(a.numpy(), want.numpy(), dtype, f"{what}: {name}")
+                assert torch.equal(a, b), f"{what}: {name} differs between the eager path and the custom op"
             for name in wanted:
-                assert torch.equal(eager[1][name], op[1][name]), f"{what}: eager and custom op differ"
-                assert_matches(eager[1][name].numpy(), want_grads[name].numpy(), dtype, f"{what}: d/d{name}")
+                for mode, got in (("eager", eager), ("custom op", op)):
+                    assert_matches(got[1][name].numpy(), want_grads[name].numpy(), dtype, f"{what}, {mode}: d/d{name}")
+                assert torch.equal(eager[1][name], op[1][name]), f"{what}: d/d{name} differs between the two paths"
     forward, adjoint = RUNS[path]
     assert set(ran) == forward | adjoint, f"{path} ran {sorted(set(ran))}"
 
