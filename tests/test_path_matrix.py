@@ -345,3 +345,39 @@ def test_parallel_kernels_give_the_caller_threads_bits(kind, record, dtype, monk
         assert torch.equal(a, b), f"{kind}: {name} of the parallel kernel differs from the caller-thread kernel's"
     for name in leaves:
         assert torch.equal(caller_grads[name], parallel_grads[name]), f"{kind}: d/d{name} differs"
+
+
+def test_parallel_kernels_at_the_shipped_thresholds(ran, monkeypatch):
+    """The shipped ``GRAIN``, ``MAX_BLOCK`` and ``ALIGN``, unpatched: 256
+    steps of 2050 neurons are above the thread threshold, and 2050 is a
+    multiple of neither ``ALIGN`` nor the block (on two threads, blocks of
+    1040 and 1010). Per-neuron rates with ``v_leak = 0.0``: the NumPy
+    forward has the loop's bits, the torch gradients match the float64
+    adjoint of the reference."""
+    if compiled.unavailable() is not None:
+        pytest.skip(f"the compiled loops do not run here: {compiled.unavailable()}")
+    torch = pytest.importorskip("torch")
+    from li_core.testing.cases import random_case
+    from li_core.testing.gradients import reference_gradients
+
+    case = random_case(256, (2,), 1025, seed=33)
+    case = case._replace(p=case.p._replace(v_leak=0.0))
+    assert case.xs[0].size * case.xs.shape[0] >= 2 * compiled.GRAIN and case.xs[0].size % compiled.ALIGN
+    vs, final = li_scan(case.xs, case.state, None, case.p, case.dt, backend="numpy")
+    assert ran == ["scan"]
+    with monkeypatch.context() as patch:
+        enter("loop", patch, numpy_backend)
+        want_vs, want = li_scan(case.xs, case.state, None, case.p, case.dt, backend="numpy")
+    assert all(np.array_equal(_bits(g), _bits(w)) for g, w in ((vs, want_vs), (final.v, want.v), (final.i, want.i)))
+    ran.clear()
+    rng = np.random.default_rng(34)
+    seed, final_seed = rng.normal(size=case.xs.shape), rng.normal(size=case.xs.shape[1:])
+    names = ("inputs", "state.v", "state.i", "p.tau_syn_inv", "p.tau_mem_inv")
+    leaves = [torch.tensor(a, requires_grad=True) for a in (case.xs, *case.state, *case.p[:2])]
+    xs, v0, i0, syn, mem = leaves
+    vs, final = li_scan(xs, LIState(v0, i0), None, LIParameters(syn, mem, 0.0), case.dt, backend="torch")
+    loss = (vs * torch.tensor(seed)).sum() + (final.i * torch.tensor(final_seed)).sum()
+    expected = reference_gradients(case, seed, final_seed)
+    for name, got in zip(names, torch.autograd.grad(loss, leaves)):
+        assert_matches(got.numpy(), expected[name], "float64", f"2050 neurons, d/d{name}")
+    assert ran == ["scan", "scan_backward"]
