@@ -295,3 +295,35 @@ def test_torch_scan_runs_on_the_tensors_memory(kernel_calls):
     )
     assert_matches(vs.numpy(), want, "float32", "voltages")
     assert math.isclose(float(state.v[0, 0]), float(vs[-1, 0, 0]))
+
+
+@needs_numba
+@pytest.mark.parametrize("rates", ["floats", "per neuron"])
+@pytest.mark.parametrize("kernel", ["caller thread", "parallel"])
+def test_parameter_gradient_shares_lose_no_small_terms(rates, kernel, kernel_calls, monkeypatch):
+    """Each neuron's shares of the parameter gradients are sums over time in
+    which many small terms stand beside one large one; the adjoint must not
+    drop the small ones (it sums in float64). With ``a = d = 1``, ``j_t = 1``
+    and ``v = v_leak = 0`` the adjoint is exact: ``lam_t = gv_t``,
+    ``kap_t = gv_{t+1}``, so ``da = dv_leak = sum gv`` and ``dd = -sum_{t>0} gv_t``.
+    ``gv`` is 1 at the last step (summed first: time runs backwards) and
+    2**-26 at the 1025 others, each below half a unit in the last place of 1
+    in float32: a float32 sum stays at 1, the exact one is 1 + 1025 * 2**-26."""
+    monkeypatch.setattr(compiled, "MAX_BLOCK", 16)  # 37 neurons: blocks of 16, 16 and 5
+    if kernel == "parallel":
+        monkeypatch.setattr(compiled, "GRAIN", 64)
+    steps, neurons, dtype = 1026, 37, np.float32
+    gv = np.full((steps, neurons), 2.0**-26, dtype)
+    gv[-1] = 1.0
+    one = 1.0 if rates == "floats" else np.ones(neurons, dtype)
+    saved = (np.zeros(neurons, dtype), np.zeros((steps, neurons), dtype), np.ones((steps, neurons), dtype), 0.0)
+    dx, dv0 = np.empty((steps, neurons), dtype), np.empty(neurons, dtype)
+    shares = tuple(np.empty(neurons, dtype) for _ in range(3))
+    compiled.scan_backward(gv, None, np.zeros(neurons, dtype), one, one, saved, dx, dv0, shares)
+    assert kernel_calls == ["scan_backward"]
+    np.testing.assert_array_equal(dx, gv)  # mu_t = lam_t = gv_t: the recurrence itself is exact here
+    column = gv[:, 0].astype(np.float64)
+    exact = {"da": math.fsum(column), "dd": -math.fsum(column[1:]), "dv_leak": math.fsum(column)}
+    for (name, want), got in zip(exact.items(), shares):
+        assert abs(np.float32(want)) > 1.0  # (the premise: in float32 the exact sum is not 1)
+        np.testing.assert_array_equal(got, np.full(neurons, want, dtype), err_msg=f"{name}: small shares were lost")

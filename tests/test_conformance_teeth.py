@@ -291,3 +291,21 @@ def test_unraised_errors_are_caught(capsys, monkeypatch):
     code, outcomes, out = run(Correct(), capsys)
     assert code == 1
     assert "test_bad_input_raises_before_any_work[correct-float32-cpu]" in outcomes.failed, out
+
+
+class ScalarLeakFirstRate(Correct):
+    """Where ``v_leak`` is the float 0.0 (a scan without a leak term), every
+    neuron takes the first neuron's ``tau_mem_inv``; no other check sees it."""
+
+    name = "scalar-leak-first-rate"
+
+    def scan(self, xs, state, w, p, dt, record_states):
+        if isinstance(p.v_leak, float) and p.v_leak == 0.0 and not isinstance(p.tau_mem_inv, float):
+            p = p._replace(tau_mem_inv=float(np.ravel(p.tau_mem_inv)[0]))
+        return super().scan(xs, state, w, p, dt, record_states)
+
+
+def test_per_neuron_rates_beside_a_scalar_leak_are_checked(capsys):
+    code, outcomes, out = run(ScalarLeakFirstRate(), capsys)
+    assert code == 1, out
+    assert outcomes.failed == {"test_per_neuron_rates_with_a_scalar_leak[scalar-leak-first-rate-float32-cpu]"}, out

@@ -604,3 +604,43 @@ def test_source_norse_undoes_norses_conventions():
     np.testing.assert_allclose(voltages, expected, rtol=1e-11, atol=1e-12)
     with pytest.raises(ValueError, match=r"source must be None or one of 'norse', 'sinabs', 'rockpool', got 'lava'"):
         from_nir(_chain_graph(nir.Linear(weights), neuron=written), dt=dt, source="lava")
+
+
+# --- boundaries ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "threshold", [np.full(3, -np.inf), np.array([np.inf, -np.inf, np.inf])], ids=["-inf", "one neuron -inf"]
+)
+@pytest.mark.parametrize("kind", ["CubaLIF", "LIF"])
+def test_a_threshold_of_minus_inf_is_refused(kind, threshold):
+    """Only ``v_threshold = +inf`` is a neuron that never spikes; at ``-inf``
+    it spikes on every step, which no leaky integrator does."""
+    cuba = {"tau_syn": np.full(3, 5e-3), "tau_mem": np.full(3, 1e-2), "w_in": np.ones(3)}
+    fields = {"r": np.ones(3), "v_leak": np.zeros(3), "v_threshold": threshold}
+    neuron = (
+        nir.CubaLIF(**cuba, **fields, v_reset=np.zeros(3))
+        if kind == "CubaLIF"
+        else nir.LIF(tau=cuba["tau_mem"], **fields)
+    )
+    with pytest.raises(ValueError, match=rf"'neuron'.*nir\.{kind}.*v_threshold"):
+        from_nir(_chain_graph(nir.Linear(np.ones((3, 4))), neuron=neuron), dt=1e-3)
+
+
+@pytest.mark.parametrize(("target", "dt"), [("snntorch", 1e-4), ("spikingjelly", 1e-3)])
+@pytest.mark.parametrize("field", ["tau_syn_inv", "tau_mem_inv"])
+def test_a_tool_that_decays_by_1_minus_dt_over_tau_takes_dt_tau_inv_of_1(target, dt, field):
+    """``dt*tau_inv = 1`` (the state forgets everything in one step) is the
+    largest these tools run: written, and read back as the same model; the
+    next float above is refused."""
+    limit = 1.0 / dt
+    assert dt * limit == 1.0
+    weights = np.random.default_rng(14).normal(size=(3, 4))
+    p = LIParameters()._replace(**{field: limit})
+    graph = to_nir(weights, p, dt, target=target)
+    inputs = np.random.default_rng(15).normal(size=(20, 4))
+    expected, _ = li_scan(inputs, None, weights, p, dt)
+    np.testing.assert_allclose(from_nir(graph)(inputs)[0], expected, rtol=1e-11, atol=1e-12)
+    above = p._replace(**{field: np.nextafter(limit, np.inf)})
+    with pytest.raises(ValueError, match=rf"dt\*p\.{field} must be <= 1"):
+        to_nir(weights, above, dt, target=target)

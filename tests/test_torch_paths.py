@@ -185,3 +185,34 @@ def test_both_paths_on_cuda(monkeypatch, record):
     gradients within float64 rounding of the reference."""
     leaves, loss_weights = make_case(6, 2, 3, 4, device="cuda", seed=5)
     check_both_paths(monkeypatch, leaves, loss_weights, COMBINATIONS, OUTPUTS["all"], record)
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["final", "record"])
+def test_gradients_that_never_arrive_are_not_materialised(monkeypatch, record):
+    """The eager backward is given None, not a tensor of zeros, for each
+    output the loss leaves out (``set_materialize_grads(False)``: autograd
+    would otherwise make a zero tensor per such output and backward), and
+    its gradients are still those of the loss."""
+    received = []
+    real = ops.Scan.backward
+
+    def backward(ctx, *grads):
+        received.append(tuple(g is not None for g in grads))
+        return real(ctx, *grads)
+
+    monkeypatch.setattr(ops.Scan, "backward", staticmethod(backward))
+    xs = torch.randn(6, 2, 3, dtype=F64, generator=torch.Generator().manual_seed(6))
+    losses = {  # the outputs (voltages, v_out, currents) each loss reads
+        (True, False, False): lambda vs, state: vs.sum(),
+        (False, True, False): lambda vs, state: state.v.sum(),
+        (False, False, True): lambda vs, state: state.i.sum(),
+        (True, False, True): lambda vs, state: (vs * vs).sum() + state.i.sum(),
+    }
+    for reads, loss in losses.items():
+        leaf = xs.clone().requires_grad_()
+        (got,) = torch.autograd.grad(loss(*li_scan(leaf, record_states=record)), leaf)
+        (want,) = torch.autograd.grad(
+            loss(*reference.scan(leaf, LIState(0 * xs[0], 0 * xs[0]), None, LIParameters(), 1e-3, record)), leaf
+        )
+        assert received.pop() == reads, f"the backward was given zeros for outputs the loss {reads} leaves out"
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -205,3 +205,35 @@ def test_device_arrays_are_checked_only_on_request(monkeypatch):
     monkeypatch.setenv("LI_CHECK_FINITE", "1")
     with pytest.raises(ValueError, match=r"p\.v_leak must be finite, got inf at index 1"):
         li_scan(xs, p=p)
+
+
+@pytest.mark.parametrize("opt_in", [False, True], ids=["default", "LI_CHECK_FINITE=1"])
+def test_device_arrays_are_checked_on_request_with_a_stand_in_device(monkeypatch, opt_in):
+    """The device branch on any machine: array-api-strict's ``device1`` is
+    a device that is not the host (as CUDA memory is). Unchecked by default
+    (the scan runs, with a non-finite neuron); with ``LI_CHECK_FINITE=1`` the
+    parameter is refused, naming it and the index, before any work."""
+    xp = pytest.importorskip("array_api_strict")
+    from li_core.registry import get_backend
+
+    device = xp.Device("device1")
+    p = LIParameters(v_leak=xp.asarray([0.0, float("inf"), 0.0], device=device))
+    xs = xp.ones((4, 3), device=device)
+    if opt_in:
+        monkeypatch.setenv("LI_CHECK_FINITE", "1")
+    else:
+        monkeypatch.delenv("LI_CHECK_FINITE", raising=False)
+    backend = get_backend("array_api")
+    scans = []
+    real = backend.scan
+    monkeypatch.setattr(type(backend), "scan", staticmethod(lambda *args: scans.append(1) or real(*args)))
+    if not opt_in:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # (inf - inf)
+            voltages, _ = li_scan(xs, p=p, backend="array_api")
+        finite = np.isfinite(np.asarray(xp.asarray(voltages, device=xp.Device("CPU_DEVICE"))))
+        assert finite[:, 0].all() and not finite[:, 1].any() and scans == [1]
+        return
+    with pytest.raises(ValueError, match=r"^p\.v_leak must be finite, got inf at index 1$"):
+        li_scan(xs, p=p, backend="array_api")
+    assert scans == []

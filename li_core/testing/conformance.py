@@ -317,6 +317,34 @@ def test_parameters_and_state_broadcast(target: Target) -> None:
         check_step(target, case._replace(xs=spikes, weights=weights), f"broadcasting, {what}")
 
 
+def _scalar_leak_cases() -> dict[str, Case]:
+    """Per-neuron rates beside a scalar ``v_leak``: the default 0.0, which a
+    backend may run as a scan without a leak term, and a nonzero float; and
+    each rate alone per neuron."""
+    base = random_case(40, (2,), 9, seed=24)
+    syn, mem = base.p.tau_syn_inv, base.p.tau_mem_inv
+    return {
+        "per-neuron rates, v_leak = 0.0": base._replace(p=LIParameters(syn, mem, 0.0)),
+        "per-neuron rates, v_leak = -0.5": base._replace(p=LIParameters(syn, mem, -0.5)),
+        "per-neuron tau_mem_inv, v_leak = 0.0": base._replace(p=LIParameters(tau_mem_inv=mem)),
+        "per-neuron tau_syn_inv, v_leak = 0.0": base._replace(p=LIParameters(tau_syn_inv=syn)),
+    }
+
+
+def test_per_neuron_rates_with_a_scalar_leak(target: Target) -> None:
+    """Every neuron's own rates are used where ``v_leak`` is a number (a
+    path of its own in a backend that skips the leak term)."""
+    for what, case in _scalar_leak_cases().items():
+        check_scan(target, case, what)
+        check_step(target, case, what)
+
+
+def test_per_neuron_rates_with_a_scalar_leak_gradients(target: Target) -> None:
+    """The gradients of the first of those cases, ``v_leak`` a 0-d array of 0."""
+    case = _scalar_leak_cases()["per-neuron rates, v_leak = 0.0"]
+    check_gradients(target, case._replace(p=case.p._replace(v_leak=np.array(0.0))), "per-neuron rates, v_leak = 0")
+
+
 def test_non_contiguous_inputs(target: Target) -> None:
     case = random_case(40, (3,), 6, inputs=8, seed=12)
     xp = array_api_compat.array_namespace(target.array(np.zeros(1)))
