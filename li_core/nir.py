@@ -463,8 +463,9 @@ def _refuse_spiking(name: str, node: nir.NIRNode, source: str | None) -> None:
             if source == "rockpool"
             else ""
         )
+        limit = f"{NEVER_FIRES:.7g}" if source == "rockpool" else "+inf"
         raise ValueError(
-            f"from_nir: node {name!r} is a nir.{type(node).__name__} with a finite v_threshold "
+            f"from_nir: node {name!r} is a nir.{type(node).__name__} with a v_threshold below {limit} "
             f"({_first_bad(threshold, threshold >= never)}); it spikes, and leaky integrators never do "
             f"(a {type(node).__name__} with v_threshold = +inf{huge} is accepted)"
         )

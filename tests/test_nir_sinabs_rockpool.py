@@ -179,12 +179,12 @@ def test_a_threshold_rockpool_writes_reads_as_never_firing_and_others_are_refuse
     for threshold in (NEVER_FIRES, np.inf):
         from_nir(_graph(nir.Linear(np.ones((3, 4))), neurons=[_lif(threshold)]), source="rockpool")
     message = (
-        r"finite v_threshold \(1e\+30 at index \(0,\)\); it spikes.*or at least 3\.402823e\+38 \(the largest "
+        r"v_threshold below 3\.402823e\+38 \(1e\+30 at index \(0,\)\); it spikes.*or at least 3\.402823e\+38 \(the largest "
         r"float32, which to_nir\(target='rockpool'\) writes"
     )
     with pytest.raises(ValueError, match=message):
         from_nir(_graph(nir.Linear(np.ones((3, 4))), neurons=[_lif(1e30)]), source="rockpool")
-    with pytest.raises(ValueError, match=r"finite v_threshold .*with v_threshold = \+inf is accepted\)"):
+    with pytest.raises(ValueError, match=r"v_threshold below \+inf .*with v_threshold = \+inf is accepted\)"):
         from_nir(_graph(nir.Linear(np.ones((3, 4))), neurons=[_lif(NEVER_FIRES)]), dt=DT)  # NIR's own meaning
 
 
