@@ -696,3 +696,12 @@ def test_demo_whose_store_was_replaced_meanwhile_says_so(capsys, monkeypatch, tm
     monkeypatch.setattr(demo, "summary", replaced)
     status, _, err = run_li(capsys, "demo", "--neurons", "8", "--steps", "20", "-o", str(tmp_path / "d.png"))
     assert status == 1 and err == "li demo: the Zarr store x was replaced after this result was written\n"
+
+
+def test_the_testing_commands_do_not_import_the_cli_back():
+    """li_core.cli loads li_core.testing.commands; the commands take
+    UsageError from li_core.errors, not from li_core.cli (no import circle)."""
+    code = "import sys, li_core.testing.commands; print('li_core.cli' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"
+    assert cli.UsageError is li_core.errors.UsageError
