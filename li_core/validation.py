@@ -227,6 +227,10 @@ def _extremes(value: Any) -> tuple[float, float] | None:
     return (float(xp.min(value)), float(xp.max(value))) if math.prod(value.shape) else None
 
 
+#: the rates, whose extremes the unstable-step warning reads
+RATE_FIELDS = ("tau_syn_inv", "tau_mem_inv")
+_NO_EXTREMES: dict[str, tuple[float, float] | None] = {}
+
 #: set to 1 to check array parameters in device memory for non-finite values too
 CHECK_FINITE_VARIABLE = "LI_CHECK_FINITE"
 
@@ -312,13 +316,13 @@ def _check_block(block: Any, block_info: Any = None, *, name: str) -> Any:
     return block
 
 
-def warn_if_unstable(p: LIParameters, dt: float) -> None:
+def warn_if_unstable(p: LIParameters, dt: float, known: dict[str, tuple[float, float] | None] = _NO_EXTREMES) -> None:
     """One :class:`UnstableStepWarning` per call site and rate when
     ``dt*tau_mem_inv`` or ``dt*tau_syn_inv`` lies outside [0, 2] for any
     neuron, naming the worst value: Python floats always, arrays where
-    :func:`_extremes` reads them."""
-    for field in ("tau_mem_inv", "tau_syn_inv"):
-        extremes = _extremes(getattr(p, field))
+    :func:`_extremes` reads them (or ``known`` has them already)."""
+    for field in ("tau_mem_inv", "tau_syn_inv"):  # (the membrane's first: it is named first when both warn)
+        extremes = known[field] if field in known else _extremes(getattr(p, field))
         if extremes is None:
             continue
         low, high = dt * extremes[0], dt * extremes[1]
@@ -358,20 +362,29 @@ def _refuse_unfit_float(name: str, value: float, dtype: str) -> None:
         )
 
 
-def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) -> LIParameters:
-    if (
+def _check_parameters(
+    checker: _Checker, p: Any, neuron_shape: tuple[int, ...]
+) -> tuple[LIParameters, dict[str, tuple[float, float] | None]]:
+    """The checked parameters, and the extremes of the rate arrays read on
+    the way (:func:`_extremes`): finite extremes prove a whole array finite
+    (NaN and infinities would be among them), so a host rate array costs
+    its two reductions once, for both checks."""
+    largest = _LARGEST[checker.dtype_name]
+    if (  # the common case: Python floats that fit the dtype (NaN and inf fail the comparisons)
         type(p) is LIParameters
         and type(p[0]) is type(p[1]) is type(p[2]) is float
-        and math.isfinite(p[0] + p[1] + p[2])
-        and max(abs(p[0]), abs(p[1]), abs(p[2])) <= _LARGEST[checker.dtype_name]
+        and -largest <= p[0] <= largest
+        and -largest <= p[1] <= largest
+        and -largest <= p[2] <= largest
     ):
-        return p  # the common case: finite Python floats that fit the dtype (an immutable record)
+        return p, _NO_EXTREMES  # (an immutable record)
     if not isinstance(p, LIParameters):
         if not all(hasattr(p, field) for field in PARAMETER_FIELDS):
             raise TypeError(f"p must be an LIParameters, got {describe(p)}")
         p = LIParameters(*(getattr(p, field) for field in PARAMETER_FIELDS))
     converted = False
     values = list(p)
+    extremes: dict[str, tuple[float, float] | None] = {}
     for k, (field, value) in enumerate(zip(PARAMETER_FIELDS, values)):
         name = f"p.{field}"
         if type(value) is float:
@@ -386,10 +399,14 @@ def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) 
                 raise ValueError(
                     f"{name} of shape {tuple(value.shape)} does not broadcast to the neuron shape {neuron_shape}"
                 )
+            if field in RATE_FIELDS:
+                extremes[field] = found = _extremes(value)
+                if found is not None and math.isfinite(found[0]) and math.isfinite(found[1]):
+                    continue
             checked = check_finite(name, value)
             if checked is not value:  # (a lazy array, now checked when computed)
                 values[k], converted = checked, True
-    return LIParameters(*values) if converted else p
+    return (LIParameters(*values) if converted else p), extremes
 
 
 #: libraries whose arrays always know their shape (the rest are asked, see :func:`_refuse_unknown_sizes`)
@@ -457,11 +474,13 @@ def check_call(
             checker.same_kind(field, value)
             if value.shape != neuron_shape and not _fits(tuple(value.shape), neuron_shape):
                 raise ValueError(f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}")
-    p = _check_parameters(checker, p, neuron_shape)
-    if not (  # (the common case inline)
-        type(p[0]) is type(p[1]) is float and min(p[0], p[1]) >= 0.0 and dt * max(p[0], p[1]) <= STABLE_FRACTION
+    p, extremes = _check_parameters(checker, p, neuron_shape)
+    if not (  # (the common case inline: stable float rates)
+        type(p[0]) is type(p[1]) is float
+        and 0.0 <= dt * p[0] <= STABLE_FRACTION
+        and 0.0 <= dt * p[1] <= STABLE_FRACTION
     ):
-        warn_if_unstable(p, dt)
+        warn_if_unstable(p, dt, extremes)
     return Call._make((x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape))
 
 
