@@ -13,11 +13,14 @@ and returning the exit status: 0, 1 when something failed or nothing ran,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from .arrays import FLOATING
@@ -149,9 +152,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _checked(demo.check_device, args.backend, args.device)
     sizes = {"neurons": args.neurons, "inputs": args.inputs, "steps": args.steps, "seed": args.seed}
     if chunked:
-        result = demo.simulate_into_store(
-            args.store, args.backend, device=args.device, overwrite=args.overwrite, **sizes
-        )
+        with _terminate_as_exit():
+            result = demo.simulate_into_store(
+                args.store, args.backend, device=args.device, overwrite=args.overwrite, **sizes
+            )
     else:
         result = demo.simulate(args.backend, device=args.device, **sizes)
     try:
@@ -165,6 +169,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return _no_matplotlib(f"the plot {output}")
     print(f"wrote {written}")
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler's stop) raises ``SystemExit(143)``
+    inside the block, as Ctrl-C raises KeyboardInterrupt, so that the demo
+    store is settled (the previous one kept, the partial one removed)
+    before the process ends. Only in the main thread, where Python runs
+    signal handlers."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def stop(number: int, frame: Any) -> None:
+        raise SystemExit(128 + number)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- li bench ------------------------------------------------------------------------------

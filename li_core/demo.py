@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import itertools
 import os
 import re
@@ -191,7 +192,6 @@ def simulate_into_store(
     if not chosen.block_libraries:
         raise ValueError(f"backend {chosen.name!r} is not a chunked backend; simulate() runs it in memory")
     import zarr
-    from tqdm.dask import TqdmCallback  # type: ignore[import-untyped]  # tqdm ships no type information
 
     spikes, weights = make_inputs(neurons, inputs, steps, dt, rate, seed)
     xs = chosen.asarray(spikes, device=device).rechunk((STORE_CHUNK_STEPS, -1))
@@ -207,7 +207,7 @@ def simulate_into_store(
             writing = voltages.to_zarr(written, compute=False)
             attributes = zarr.open_array(written, mode="r+").attrs
             attributes[STORE_ATTRIBUTE] = mark
-            with TqdmCallback(desc=f"li demo: {path}", unit="task", disable=not progress, file=sys.stderr):
+            with _progress_bar()(desc=f"li demo: {path}", unit="task", disable=not progress, file=sys.stderr):
                 writing.compute()
             attributes[STORE_ATTRIBUTE] = {**mark, "complete": True}
             _move_into_place(written, path, work)
@@ -228,6 +228,21 @@ def simulate_into_store(
         rate=rate,
         store=path,
     )
+
+
+@functools.cache
+def _progress_bar() -> Any:
+    """tqdm's Dask progress callback, made safe to interrupt: an interrupt
+    that lands before its bar exists would otherwise end in tqdm's
+    ``AttributeError`` (no ``pbar``) instead of the interrupt."""
+    from tqdm.dask import TqdmCallback  # type: ignore[import-untyped]  # tqdm ships no type information
+
+    class ProgressBar(TqdmCallback):
+        def _finish(self, *args: Any, **kwargs: Any) -> None:
+            if hasattr(self, "pbar"):
+                super()._finish(*args, **kwargs)
+
+    return ProgressBar
 
 
 #: a run's working directory beside the store ``NAME``: ``.NAME.`` + 8 random characters + this
