@@ -401,3 +401,11 @@ def test_li_demo_stopped_by_sigterm_keeps_the_previous_store_and_cleans_up(workd
     assert tree(path) == before
     demo.settle_leftovers(path)  # (Dask's threads may still have been writing blocks when the run removed its own)
     assert sorted(os.listdir(workdir)) == ["notes.txt", "v.zarr"]
+
+
+def test_the_progress_bar_survives_an_interrupt_before_it_exists():
+    """Dask calls the callback's _finish after an interrupt even where its
+    _start_state (which makes tqdm's bar) never ran; that must not replace
+    the interrupt with an AttributeError."""
+    bar = demo._progress_bar()(disable=True)
+    bar._finish(None, None, True)
