@@ -297,11 +297,13 @@ def _scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bo
         if record_states:  # (three Array objects: setitem on one leaves the others)
             return voltages, LIState(xs.map_blocks(fresh, dtype=dtype), xs.map_blocks(fresh, dtype=dtype))
         meta = _dask_array().utils.meta_from_array(xs._meta, ndim=len(shape), dtype=dtype)
+        lazy = [value for value in p if isinstance(value, _dask_array().Array)]  # (checked when computed)
         copies = (
             _dask_array().blockwise(
                 fresh,
                 neurons,
                 *_companion(value, shape, chunks),
+                *_companions(lazy, shape, chunks),  # (so that a non-finite one raises, as it would for T > 0)
                 meta=meta,
                 dtype=dtype,
                 align_arrays=False,
@@ -410,8 +412,9 @@ def _cast(x: Any, dtype: Any) -> Any:
     return namespace(x).astype(x, dtype, copy=False)
 
 
-def _fresh_task(x: Any, slices: Any = None, *, dtype: Any) -> Any:
-    """A new array of ``x``'s data (or of ``x[slices]``) in ``dtype``."""
+def _fresh_task(x: Any, slices: Any = None, *checked: Any, dtype: Any) -> Any:
+    """A new array of ``x``'s data (or of ``x[slices]``) in ``dtype``;
+    ``checked`` (blocks of parameters, computed to be checked) is unused."""
     return namespace(x).astype(x if slices is None else x[slices], dtype, copy=True)
 
 

@@ -127,7 +127,8 @@ class NumPyBackend(li_core.Backend):
         if x.ndim <= 2:
             return np.matmul(x, w.T)
         # one 2-d GEMM, not a batch of small ones
-        return np.matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(*x.shape[:-1], w.shape[0])
+        rows = math.prod(x.shape[:-1])  # (not -1: with no inputs, x has no elements to infer it from)
+        return np.matmul(x.reshape(rows, x.shape[-1]), w.T).reshape(*x.shape[:-1], w.shape[0])
 
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import forking  # noqa: F401 - imported to record forks from now on (see li_core.forking)
 from .backend import Backend
 from .selection import select
 from .types import LIParameters, LIState

@@ -13,18 +13,19 @@ and returning the exit status: 0, 1 when something failed or nothing ran,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from .arrays import FLOATING
 from .backend import install_command
-
-
-class UsageError(Exception):
-    """A mistake in the command line, found before any work: ``li`` prints
-    ``li COMMAND: message`` on stderr and exits with status 2."""
+from .errors import StoreChangedError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +59,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
     return value
 
 
@@ -137,21 +145,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     plotting = _has_matplotlib()
     output = _checked(demo.check_plot_path, args.output, "-o/--output") if plotting else args.output
     if chunked:
-        _checked(demo.check_store, args.store, overwrite=args.overwrite, argument="--store")
+        store = _checked(demo.check_store, args.store, overwrite=args.overwrite, argument="--store")
+        if plotting and os.path.abspath(output) in (store, os.path.abspath(args.store)):
+            raise UsageError(f"-o/--output {output!r} and --store {args.store!r} name the same path; choose two")
     _checked(demo.check_size, args.neurons, args.inputs, args.steps, chunked)
     _checked(demo.check_device, args.backend, args.device)
     sizes = {"neurons": args.neurons, "inputs": args.inputs, "steps": args.steps, "seed": args.seed}
     if chunked:
-        result = demo.simulate_into_store(
-            args.store, args.backend, device=args.device, overwrite=args.overwrite, **sizes
-        )
+        with _terminate_as_exit():
+            result = demo.simulate_into_store(
+                args.store, args.backend, device=args.device, overwrite=args.overwrite, **sizes
+            )
     else:
         result = demo.simulate(args.backend, device=args.device, **sizes)
-    print(demo.summary(result))
+    try:
+        print(demo.summary(result))
+        if plotting:
+            written = demo.plot(result, output)
+    except StoreChangedError as exc:  # (another run replaced the store before this one read it)
+        print(f"li demo: {exc}", file=sys.stderr)
+        return 1
     if not plotting:
         return _no_matplotlib(f"the plot {output}")
-    print(f"wrote {demo.plot(result, output)}")
+    print(f"wrote {written}")
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler's stop) raises ``SystemExit(143)``
+    inside the block, as Ctrl-C raises KeyboardInterrupt, so that the demo
+    store is settled (the previous one kept, the partial one removed)
+    before the process ends. Only in the main thread, where Python runs
+    signal handlers."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def stop(number: int, frame: Any) -> None:
+        raise SystemExit(128 + number)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- li bench ------------------------------------------------------------------------------
@@ -328,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--max-seconds",
-        type=float,
+        type=_positive_seconds,
         default=bench_module.MAX_SECONDS,
         metavar="S",
         help="stop repeating a measurement once it has taken S seconds (default: %(default)g)",
@@ -364,10 +402,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import BackendNotFoundError, BackendUnavailableError
 
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # (here, where a closed pipe can still be caught)
     except (BackendNotFoundError, BackendUnavailableError, UsageError) as exc:
         print(f"li {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _reader_gone()
+    return status
+
+
+def _reader_gone() -> int:
+    """The status after the reader of standard output went away (``li demo |
+    head -1``): quietly, as a Unix tool killed by SIGPIPE (128 + 13); the
+    rest of the output goes nowhere, so that Python's exit does not fail
+    flushing it."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE (13)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ First match wins:
 2. ``with use_backend(...)`` (context-local, so threads and asyncio tasks do
    not see each other's choice);
 3. ``LI_BACKEND``: a comma-separated preference list, the first listed backend
-   that is available and handles the arrays;
+   that is available and handles the arrays (for a chunked array such as
+   Dask's: the first listed chunked backend; the list also chooses the
+   backend of its blocks);
 4. automatically: the available backend with the highest priority that
    handles the input's array type.
 
@@ -96,7 +98,12 @@ def _check_explicit(backend: Backend, x: Any, argument: str, how: str) -> Backen
     return backend
 
 
-def _from_environment(preference: str, x: Any) -> Backend | None:
+def _from_environment(preference: str, x: Any, argument: str) -> Backend | None:
+    """The first backend listed in ``preference`` that is available and
+    handles ``x``. A chunked array (one whose automatic choice is a chunked
+    backend, e.g. Dask's) is computed by a listed backend only where that
+    backend is chunked too: the list chooses the backend of its blocks."""
+    chunked = None
     for name in (part.strip() for part in preference.split(",")):
         if not name:
             continue
@@ -107,6 +114,11 @@ def _from_environment(preference: str, x: Any) -> Backend | None:
             continue
         backend = registry.backends[name].backend
         if registry.availability(backend) is None and backend.handles(x):
+            if not backend.block_libraries:
+                if chunked is None:
+                    chunked = bool(_automatic(x, argument).block_libraries)
+                if chunked:
+                    continue
             return backend
     return None
 
@@ -136,7 +148,9 @@ def select(explicit: str | Backend | None, x: Any, argument: str, operation: str
         backend, why = _check_explicit(resolve(explicit), x, argument, "chosen by backend="), "backend= argument"
     elif (chosen := _context_choice.get()) is not None:
         backend, why = _check_explicit(chosen, x, argument, "chosen by use_backend()"), "use_backend() context"
-    elif (preference := _environment_preference()) and (found := _from_environment(preference, x)) is not None:
+    elif (preference := _environment_preference()) and (
+        found := _from_environment(preference, x, argument)
+    ) is not None:
         backend, why = found, f"LI_BACKEND={preference}"
     else:
         backend, why = _automatic(x, argument), f"automatic choice for {type(x).__module__}.{type(x).__name__}"

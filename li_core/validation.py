@@ -106,6 +106,8 @@ class _Checker:
             known = self._check_kind(argument, x)
         self.library, self.dtype_name = known
         self.device = None if self.library == "numpy" else device_of(x, self.library)
+        if self.library == "torch":
+            _refuse_sparse(argument, x)
 
     def _check_kind(self, argument: str, x: Any) -> tuple[str, str]:
         """The input's library and dtype name, or the error; remembered per type and dtype."""
@@ -114,6 +116,7 @@ class _Checker:
             raise TypeError(f"{argument} must be an array of a supported array library, got {describe(x)}")
         name = dtype_name(x.dtype)
         if name not in FLOATING:
+            _refuse_byte_order(argument, x, library)
             raise TypeError(f"{argument} must have a floating dtype, got {describe(x)}")
         _refuse_masked(argument, x, library)
         _input_kinds[self.type, self.dtype] = library, name
@@ -125,11 +128,15 @@ class _Checker:
             and a.dtype == self.dtype
             and (self.library == "numpy" or device_of(a, self.library) == self.device)
         ):
+            if self.library == "torch":
+                _refuse_sparse(name, a)
             return
         library = library_name(a)
         if library is None:
             raise TypeError(f"{name} must be an array of a supported array library, got {describe(a)}")
         _refuse_masked(name, a, library)
+        if library == "torch":
+            _refuse_sparse(name, a)
         companion = False
         if library != self.library:
             accepted = companions(self.input)
@@ -168,6 +175,27 @@ def companions(x: Any) -> tuple[str, ...]:
     return tuple(accepted)
 
 
+def _refuse_sparse(name: str, a: Any) -> None:
+    """A sparse torch tensor has no strides for the backends to step through."""
+    if a.layout is not sys.modules["torch"].strided:
+        raise TypeError(
+            f"{name} is a sparse torch tensor (layout {a.layout}): only dense tensors are supported; "
+            f"convert it first, e.g. {name}.to_dense()"
+        )
+
+
+def _refuse_byte_order(name: str, a: Any, library: str) -> None:
+    """A NumPy float of the other byte order (``>f4`` here) is a float, but
+    not one the backends compute in: say so, with the conversion."""
+    dtype = a.dtype
+    if library == "numpy" and dtype.kind == "f" and not dtype.isnative:
+        native = dtype.newbyteorder("=")
+        raise TypeError(
+            f"{name} has dtype {dtype.str}, a {native.name} in non-native byte order; "
+            f"convert it first, e.g. {name}.astype('{native.name}')"
+        )
+
+
 def _refuse_masked(name: str, a: Any, library: str | None) -> None:
     """A NumPy masked array would be scanned with its mask silently dropped."""
     if library == "numpy" and isinstance(a, sys.modules["numpy"].ma.MaskedArray):
@@ -177,22 +205,31 @@ def _refuse_masked(name: str, a: Any, library: str | None) -> None:
         )
 
 
-def _largest(value: Any) -> float | None:
-    """The largest entry of a parameter, or None where finding it would cost a
-    device synchronisation, a computation of a lazy array (a Dask array is
-    never computed here; its NumPy companions are checked) or a graph break."""
+def _extremes(value: Any) -> tuple[float, float] | None:
+    """The smallest and largest entries of a parameter, or None where they
+    are not read: a lazy array (a Dask array is never computed here; its
+    NumPy companions are), a traced one, an empty one, and an array in
+    device memory without the opt-in :data:`CHECK_FINITE_VARIABLE` (reading
+    them costs a synchronisation), as :func:`check_finite` decides."""
     if isinstance(value, float):
-        return value
+        return value, value
     library = library_name(value)
-    if library == "torch":
-        torch = sys.modules["torch"]
-        if value.device.type != "cpu" or torch.compiler.is_compiling():
-            return None
-        return float(value.detach().max()) if value.numel() else None
-    if library != "numpy" or value.size == 0:
+    if library == "dask" or _left_unchecked(value, library):
         return None
-    return float(value.max())
+    if library == "torch":
+        if sys.modules["torch"].compiler.is_compiling() or not value.numel():
+            return None
+        low, high = sys.modules["torch"].aminmax(value.detach())
+        return float(low), float(high)
+    if library == "numpy":
+        return (float(value.min()), float(value.max())) if value.size else None
+    xp = namespace(value)
+    return (float(xp.min(value)), float(xp.max(value))) if math.prod(value.shape) else None
 
+
+#: the rates, whose extremes the unstable-step warning reads
+RATE_FIELDS = ("tau_syn_inv", "tau_mem_inv")
+_NO_EXTREMES: dict[str, tuple[float, float] | None] = {}
 
 #: set to 1 to check array parameters in device memory for non-finite values too
 CHECK_FINITE_VARIABLE = "LI_CHECK_FINITE"
@@ -233,7 +270,8 @@ def _check_entries(name: str, value: Any, library: str | None, offset: tuple[int
     where an elementwise test costs tens on torch; a sum that overflows is
     looked at entry by entry."""
     if library == "numpy":
-        total = value.sum()
+        with sys.modules["numpy"].errstate(over="ignore", invalid="ignore"):  # (a sum may overflow: see below)
+            total = value.sum()
     elif library == "torch":
         total = value.detach().sum()
     else:
@@ -244,6 +282,8 @@ def _check_entries(name: str, value: Any, library: str | None, offset: tuple[int
     finite = xp.isfinite(value)
     if bool(xp.all(finite)):
         return
+    if len(value.shape) == 0:
+        raise ValueError(f"{name} must be finite, got {float(value)!r}")
     where = tuple(int(axis[0]) for axis in xp.nonzero(xp.logical_not(finite)))
     index = tuple(start + k for start, k in zip(offset or (0,) * len(where), where))
     bad = float(value[where])
@@ -276,54 +316,97 @@ def _check_block(block: Any, block_info: Any = None, *, name: str) -> Any:
     return block
 
 
-def warn_if_unstable(p: LIParameters, dt: float) -> None:
-    """One :class:`UnstableStepWarning` per call site when ``dt*tau_mem_inv``
-    or ``dt*tau_syn_inv`` exceeds 2 (checked for Python floats and for NumPy
-    and CPU torch arrays)."""
-    for field in ("tau_mem_inv", "tau_syn_inv"):
-        largest = _largest(getattr(p, field))
-        if largest is not None and dt * largest > STABLE_FRACTION:
-            warnings.warn(
-                f"dt*{field} = {dt * largest:g} exceeds {STABLE_FRACTION:g}: forward Euler is unstable there and the "
-                f"voltages grow without bound; use a smaller dt (at most {STABLE_FRACTION / largest:g})",
-                UnstableStepWarning,
-                stacklevel=4,  # warn_if_unstable <- check_call <- li_scan/li_step <- the caller
+def warn_if_unstable(p: LIParameters, dt: float, known: dict[str, tuple[float, float] | None] = _NO_EXTREMES) -> None:
+    """One :class:`UnstableStepWarning` per call site and rate when
+    ``dt*tau_mem_inv`` or ``dt*tau_syn_inv`` lies outside [0, 2] for any
+    neuron, naming the worst value: Python floats always, arrays where
+    :func:`_extremes` reads them (or ``known`` has them already)."""
+    for field in ("tau_mem_inv", "tau_syn_inv"):  # (the membrane's first: it is named first when both warn)
+        extremes = known[field] if field in known else _extremes(getattr(p, field))
+        if extremes is None:
+            continue
+        low, high = dt * extremes[0], dt * extremes[1]
+        if high > STABLE_FRACTION and high - STABLE_FRACTION >= -low:
+            message = (
+                f"dt*{field} = {high:g} exceeds {STABLE_FRACTION:g}: forward Euler is unstable there and the "
+                f"voltages grow without bound; use a smaller dt (at most {STABLE_FRACTION / extremes[1]:g})"
             )
+        elif low < 0:
+            message = (
+                f"dt*{field} = {low:g} is negative: each step grows what it should decay, and the voltages grow "
+                f"without bound; {field} (an inverse time constant) must be >= 0"
+            )
+        else:
+            continue
+        # (stacklevel: warn_if_unstable <- check_call <- li_scan/li_step <- the caller)
+        warnings.warn(message, UnstableStepWarning, stacklevel=4)
 
 
-def _check_parameters(checker: _Checker, p: Any, neuron_shape: tuple[int, ...]) -> LIParameters:
-    if (
+#: the largest finite value of each floating dtype: a Python float parameter beyond it does not fit
+_LARGEST = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": sys.float_info.max,
+}
+
+
+def _refuse_unfit_float(name: str, value: float, dtype: str) -> None:
+    """``ValueError`` where the Python float ``value`` of parameter ``name``
+    is not finite or does not fit ``dtype`` (it would become inf)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if abs(value) > _LARGEST[dtype]:
+        raise ValueError(
+            f"{name} = {value!r} does not fit the inputs' dtype {dtype} (largest finite value {_LARGEST[dtype]:g})"
+        )
+
+
+def _check_parameters(
+    checker: _Checker, p: Any, neuron_shape: tuple[int, ...]
+) -> tuple[LIParameters, dict[str, tuple[float, float] | None]]:
+    """The checked parameters, and the extremes of the rate arrays read on
+    the way (:func:`_extremes`): finite extremes prove a whole array finite
+    (NaN and infinities would be among them), so a host rate array costs
+    its two reductions once, for both checks."""
+    largest = _LARGEST[checker.dtype_name]
+    if (  # the common case: Python floats that fit the dtype (NaN and inf fail the comparisons)
         type(p) is LIParameters
         and type(p[0]) is type(p[1]) is type(p[2]) is float
-        and math.isfinite(p[0] + p[1] + p[2])
+        and -largest <= p[0] <= largest
+        and -largest <= p[1] <= largest
+        and -largest <= p[2] <= largest
     ):
-        return p  # the common case: finite Python floats (an immutable record)
+        return p, _NO_EXTREMES  # (an immutable record)
     if not isinstance(p, LIParameters):
         if not all(hasattr(p, field) for field in PARAMETER_FIELDS):
             raise TypeError(f"p must be an LIParameters, got {describe(p)}")
         p = LIParameters(*(getattr(p, field) for field in PARAMETER_FIELDS))
     converted = False
     values = list(p)
+    extremes: dict[str, tuple[float, float] | None] = {}
     for k, (field, value) in enumerate(zip(PARAMETER_FIELDS, values)):
         name = f"p.{field}"
         if type(value) is float:
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be finite, got {value!r}")
+            _refuse_unfit_float(name, value, checker.dtype_name)
         elif _is_real_number(value):
             values[k] = float(value)
             converted = True
-            if not math.isfinite(values[k]):
-                raise ValueError(f"{name} must be finite, got {value!r}")
+            _refuse_unfit_float(name, values[k], checker.dtype_name)
         else:
             checker.same_kind(name, value)
             if not _fits(tuple(value.shape), neuron_shape):
                 raise ValueError(
                     f"{name} of shape {tuple(value.shape)} does not broadcast to the neuron shape {neuron_shape}"
                 )
+            if field in RATE_FIELDS:
+                extremes[field] = found = _extremes(value)
+                if found is not None and math.isfinite(found[0]) and math.isfinite(found[1]):
+                    continue
             checked = check_finite(name, value)
             if checked is not value:  # (a lazy array, now checked when computed)
                 values[k], converted = checked, True
-    return LIParameters(*values) if converted else p
+    return (LIParameters(*values) if converted else p), extremes
 
 
 #: libraries whose arrays always know their shape (the rest are asked, see :func:`_refuse_unknown_sizes`)
@@ -391,9 +474,13 @@ def check_call(
             checker.same_kind(field, value)
             if value.shape != neuron_shape and not _fits(tuple(value.shape), neuron_shape):
                 raise ValueError(f"{field} of shape {tuple(value.shape)} does not fit the neuron shape {neuron_shape}")
-    p = _check_parameters(checker, p, neuron_shape)
-    if not (type(p[0]) is type(p[1]) is float and dt * max(p[0], p[1]) <= STABLE_FRACTION):  # (common case inline)
-        warn_if_unstable(p, dt)
+    p, extremes = _check_parameters(checker, p, neuron_shape)
+    if not (  # (the common case inline: stable float rates)
+        type(p[0]) is type(p[1]) is float
+        and 0.0 <= dt * p[0] <= STABLE_FRACTION
+        and 0.0 <= dt * p[1] <= STABLE_FRACTION
+    ):
+        warn_if_unstable(p, dt, extremes)
     return Call._make((x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape))
 
 

@@ -17,6 +17,8 @@ import pytest
 import li_core
 from li_core import bench, cli, demo
 from li_core.backend import install_command
+from li_core.errors import StoreChangedError
+from li_core.testing import compare as compare_module
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUBCOMMANDS = ("backends", "demo", "bench", "check", "compare")
@@ -461,6 +463,7 @@ def refused(capsys, monkeypatch, *argv: str) -> str:
     for name in ("simulate", "simulate_into_store"):
         monkeypatch.setattr(demo, name, never)
     monkeypatch.setattr(bench, "run", never)
+    monkeypatch.setattr(compare_module, "compare", never)
     try:
         status = cli.main(list(argv))
     except SystemExit as exit_info:  # argparse's own refusals
@@ -611,3 +614,94 @@ def test_demo_asks_only_its_own_backend_whether_it_can_run():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not has_matplotlib(), reason="without matplotlib no plot is written, so -o is not checked")
+@pytest.mark.parametrize(
+    "output, words",
+    [
+        ("x.txt", "-o/--output 'x.txt': matplotlib cannot write .txt files; name a file ending in one of"),
+        ("x.zarr", "matplotlib cannot write .zarr files"),
+        ("", "-o/--output must name a file, got an empty string"),
+        ("somedir/", "-o/--output 'somedir/' is a directory; name a file in it"),
+        ("TMP", "is a directory; name a file in it"),
+    ],
+)
+def test_demo_output_mistakes_are_refused_before_simulating(capsys, monkeypatch, tmp_path, output, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "somedir").mkdir()
+    output = str(tmp_path) if output == "TMP" else output
+    assert words in refused(capsys, monkeypatch, "demo", "-o", output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["somedir"]  # nothing written
+
+
+@pytest.mark.skipif(not has_matplotlib(), reason="without matplotlib no chart is written, so --plot is not checked")
+def test_bench_plot_in_a_format_matplotlib_does_not_write_is_refused_before_timing(capsys, monkeypatch, tmp_path):
+    err = refused(capsys, monkeypatch, "bench", "--quick", "--plot", str(tmp_path / "x.txt"))
+    assert "li bench: --plot" in err and "cannot write .txt files" in err
+
+
+@pytest.mark.skipif(not has_matplotlib(), reason="without matplotlib no plot is written, so -o is not checked")
+def test_demo_output_and_store_on_one_path_are_refused(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("dask")
+    monkeypatch.chdir(tmp_path)
+    err = refused(capsys, monkeypatch, "demo", "--backend", "dask", "--store", "out.png", "-o", "out.png")
+    assert "-o/--output 'out.png' and --store 'out.png' name the same path" in err
+
+
+def test_demo_store_in_a_loop_of_symbolic_links_is_refused(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("dask")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loop").symlink_to("loop")
+    err = refused(capsys, monkeypatch, "demo", "--backend", "dask", "--store", "loop", "-o", "d.png")
+    assert "--store 'loop' cannot be resolved (a loop of symbolic links" in err
+
+
+@pytest.mark.parametrize("seconds", ["nan", "-1", "0", "inf"])
+def test_bench_max_seconds_must_be_finite_and_positive(capsys, monkeypatch, seconds):
+    err = refused(capsys, monkeypatch, "bench", "--quick", "--max-seconds", seconds)
+    assert "argument --max-seconds: must be a finite number of seconds > 0" in err
+
+
+def test_compare_seed_must_not_be_negative(capsys, monkeypatch):
+    assert "argument --seed: must be at least 0" in refused(capsys, monkeypatch, "compare", "--seed", "-1")
+
+
+def test_compare_refuses_more_steps_than_memory_holds(capsys, monkeypatch):
+    err = refused(capsys, monkeypatch, "compare", "--steps", "1000000000")
+    assert err.startswith("li compare: --steps 1000000000 needs about") and "GB of memory" in err
+
+
+@pytest.mark.parametrize("argv", [("backends",), ("backends", "--json"), ("demo", "--neurons", "8", "--steps", "20")])
+def test_a_closed_pipe_ends_quietly(tmp_path, argv):
+    """``li ... | head -1``: the reader is gone before li writes; li ends
+    without a traceback, with 141 (128 + SIGPIPE) as a Unix tool would."""
+    import os
+
+    read, write = os.pipe()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "li_core", *argv], stdout=write, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    os.close(write)
+    os.close(read)  # (before li has imported itself, let alone written)
+    _, err = run.communicate(timeout=300)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert run.returncode == 141, err
+
+
+def test_demo_whose_store_was_replaced_meanwhile_says_so(capsys, monkeypatch, tmp_path):
+    def replaced(result):
+        raise StoreChangedError("the Zarr store x was replaced after this result was written")
+
+    monkeypatch.setattr(demo, "summary", replaced)
+    status, _, err = run_li(capsys, "demo", "--neurons", "8", "--steps", "20", "-o", str(tmp_path / "d.png"))
+    assert status == 1 and err == "li demo: the Zarr store x was replaced after this result was written\n"
+
+
+def test_the_testing_commands_do_not_import_the_cli_back():
+    """li_core.cli loads li_core.testing.commands; the commands take
+    UsageError from li_core.errors, not from li_core.cli (no import circle)."""
+    code = "import sys, li_core.testing.commands; print('li_core.cli' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"
+    assert cli.UsageError is li_core.errors.UsageError

@@ -12,7 +12,10 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -258,12 +261,18 @@ def test_without_the_projects_dependencies_nothing_else_runs(gpu_check, monkeypa
     assert output.rstrip().endswith("gpu-check: the project cannot be imported here, so no step ran")
 
 
-def test_the_dask_cupy_probe_runs_on_numpy_blocks(gpu_check):
+def test_the_dask_cupy_probe_runs_on_numpy_blocks(gpu_check, monkeypatch, tmp_path):
     """The Dask step's script, with NumPy blocks standing in for CuPy's: the
-    time axis is cut into chunks and the numbers match NumPy's."""
+    time axis is cut into chunks and the numbers match NumPy's. It runs on
+    this interpreter, whatever ``python`` on PATH is (here: one that fails)."""
+    (tmp_path / "python").write_text("#!/bin/sh\necho not this python; exit 3\n")
+    (tmp_path / "python").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
     probe = gpu_check.DASK_CUPY_PROBE.replace('device="cuda"', 'device="cpu"')
     probe = probe.replace("import cupy\n", "import numpy as cupy\ncupy.asnumpy = cupy.asarray\n")
-    done = subprocess.run(["python", "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "time chunks of CuPy blocks" in done.stdout
 
@@ -281,3 +290,17 @@ def test_the_peers_run_where_installed(bench_gpu):
         voltages.sum().backward()
         assert x.grad is not None and x.grad.abs().sum() > 0, name
         x.grad = None
+
+
+def test_no_test_runs_python_from_path():
+    """A test that starts ``python`` from PATH runs another interpreter
+    where the suite's was called by its path (``.venv/bin/python -m
+    pytest``, no activation): every test starts ``sys.executable``."""
+    started = re.compile(r"""\[\s*["']python3?["']\s*,""")
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if started.search(line)
+    ]
+    assert offenders == []

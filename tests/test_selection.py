@@ -195,3 +195,20 @@ def test_get_backend_and_list_backends(fresh_registry):
     assert rows["numpy"].distribution == "li-neurons"
     assert "float32" in rows["numpy"].dtypes and rows["numpy"].devices == ("cpu",)
     assert rows["array_api"].autograd is False
+
+
+def test_environment_keeps_a_chunked_array_on_a_chunked_backend(monkeypatch, caplog):
+    """LI_BACKEND=array_api chooses the backend of a Dask array's blocks,
+    not a one-node-per-step reference graph for the whole Dask array."""
+    dask_array = pytest.importorskip("dask.array")
+    monkeypatch.setenv("LI_BACKEND", "array_api,numpy")
+    with caplog.at_level(logging.DEBUG, logger="li_core"):
+        voltages, _ = li_scan(dask_array.ones((100, 4), chunks=(50, 2)))
+    chosen = [record.getMessage() for record in caplog.records]
+    assert chosen[0].startswith("li_scan: backend 'dask'"), chosen
+    assert "dask blocks: backend 'array_api' (LI_BACKEND=array_api,numpy)" in chosen, chosen
+    assert len(voltages.__dask_graph__()) < 100  # (the reference graph had 1812 tasks for T=100)
+    monkeypatch.setenv("LI_BACKEND", "dask")
+    with caplog.at_level(logging.DEBUG, logger="li_core"):
+        li_scan(np.ones((3, 2)))  # an in-memory array: dask does not handle it, the automatic choice does
+    assert "li_scan: backend 'numpy' (automatic choice for numpy.ndarray)" in caplog.records[-1].getMessage()

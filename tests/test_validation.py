@@ -1,6 +1,7 @@
 """The contract (docs/contract.md), section 5: details that the per-backend suite does not reach: argument
 kinds the core rejects whatever the backend, and the core's defaults."""
 
+import re
 import warnings
 
 import numpy as np
@@ -237,3 +238,104 @@ def test_device_arrays_are_checked_on_request_with_a_stand_in_device(monkeypatch
     with pytest.raises(ValueError, match=r"^p\.v_leak must be finite, got inf at index 1$"):
         li_scan(xs, p=p, backend="array_api")
     assert scans == []
+
+
+# -- rates outside [0, 2] and floats that do not fit the dtype ------------------------------------
+
+
+@pytest.mark.parametrize("library", ["float", "numpy", "torch"])
+@pytest.mark.parametrize("field", ["tau_mem_inv", "tau_syn_inv"])
+def test_a_negative_rate_warns_naming_it_and_the_worst_value(library, field):
+    """dt*tau_inv < 0 grows v (or i) each step: |v| reached 8.6e15 without a word."""
+    values: object = -5000.0
+    xs = np.ones((3, 3))
+    if library != "float":
+        values = np.array([100.0, -5000.0, -20.0])
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        values, xs = torch.from_numpy(values), torch.from_numpy(xs)
+    caught = _unstable_warnings(lambda: li_scan(xs, p=LIParameters()._replace(**{field: values})))
+    assert len(caught) == 1
+    assert f"dt*{field} = -5 is negative" in str(caught[0].message)
+    assert caught[0].filename == __file__
+
+
+def test_the_worst_of_a_too_large_and_a_negative_rate_is_named():
+    values = np.array([-500.0, 4000.0])  # dt*tau_inv: -0.5 (0.5 outside), 4 (2 outside)
+    caught = _unstable_warnings(lambda: li_scan(np.ones((2, 2)), p=LIParameters(tau_mem_inv=values)))
+    assert len(caught) == 1 and "dt*tau_mem_inv = 4 exceeds 2" in str(caught[0].message)
+
+
+def test_a_rate_of_zero_does_not_warn():
+    assert _unstable_warnings(lambda: li_scan(X, p=LIParameters(0.0, 0.0))) == []
+
+
+@pytest.mark.parametrize(
+    "dtype, field, value",
+    [("float32", "v_leak", 1e39), ("float32", "tau_mem_inv", -1e39), ("float16", "v_leak", 70000.0)],
+)
+def test_a_python_float_that_does_not_fit_the_dtype_is_refused(dtype, field, value):
+    """float32(1e39) is inf: the output would be all NaN."""
+    xs = np.ones((3, 2), dtype)
+    with pytest.raises(
+        ValueError, match=rf"^p\.{field} = {re.escape(repr(value))} does not fit the inputs' dtype {dtype}"
+    ):
+        li_scan(xs, p=LIParameters()._replace(**{field: value}))
+    li_scan(xs.astype(np.float64), p=LIParameters(v_leak=1e39))  # (fits float64)
+
+
+# -- arrays the core refuses clearly ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_nonfinite_0d_array_parameter_is_refused_naming_it(bad):
+    with pytest.raises(ValueError, match=rf"^p\.tau_mem_inv must be finite, got {bad!r}$"):
+        li_scan(X, p=LIParameters(tau_mem_inv=np.array(bad, np.float32)))
+
+
+def test_a_sparse_torch_tensor_is_refused_naming_the_argument():
+    torch = pytest.importorskip("torch")
+    dense = torch.ones(4, 3)
+    sparse = dense.to_sparse()
+    with pytest.raises(TypeError, match=r"^inputs is a sparse torch tensor \(layout torch.sparse_coo\)"):
+        li_scan(sparse)
+    li_scan(dense)  # (a dense one of the same type and dtype passed before: the kinds are remembered)
+    with pytest.raises(TypeError, match=r"^inputs is a sparse torch tensor"):
+        li_scan(sparse)
+    with pytest.raises(TypeError, match=r"^p\.v_leak is a sparse torch tensor.*p\.v_leak\.to_dense\(\)"):
+        li_scan(dense, p=LIParameters(v_leak=torch.zeros(3).to_sparse()))
+
+
+def test_a_big_endian_float_is_refused_with_the_conversion():
+    with pytest.raises(
+        TypeError, match=r"^inputs has dtype >f4, a float32 in non-native byte order.*astype\('float32'\)"
+    ):
+        li_scan(X.astype(">f4"))
+
+
+def test_a_float16_parameter_whose_sum_overflows_prints_no_warning():
+    tau = np.full(8, 60000.0, dtype=np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (a RuntimeWarning from the finite check fails)
+        warnings.simplefilter("ignore", UnstableStepWarning)
+        li_scan(np.zeros((2, 8), np.float16), p=LIParameters(tau_mem_inv=tau), dt=1e-5)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_weights_without_inputs_give_the_neuron_shape(library):
+    """[4, 0] weights on [T, 2, 3, 0] inputs: zero current into [2, 3, 4] neurons."""
+    xs, w = np.ones((5, 2, 3, 0), np.float32), np.ones((4, 0), np.float32)
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        xs, w = torch.from_numpy(xs), torch.from_numpy(w)
+    voltages, state = li_scan(xs, None, w)
+    assert tuple(voltages.shape) == (5, 2, 3, 4) and tuple(state.v.shape) == (2, 3, 4)
+    assert float(abs(voltages).max()) == 0.0
+
+
+def test_a_nonfinite_dask_parameter_raises_when_computed_also_for_no_steps():
+    dask_array = pytest.importorskip("dask.array")
+    bad = dask_array.from_array(np.array([100.0, np.nan, 100.0]), chunks=2)
+    _, state = li_scan(dask_array.ones((0, 3), chunks=(1, 2)), p=LIParameters(tau_mem_inv=bad))
+    with pytest.raises(ValueError, match=r"p\.tau_mem_inv must be finite, got nan at index 1"):
+        state.v.compute()

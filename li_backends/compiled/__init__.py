@@ -25,6 +25,8 @@ import math
 import os
 from typing import Any
 
+from li_core.forking import forked_from_threads
+
 #: set to False to run the NumPy and torch loops (and the blocked scan) where
 #: the compiled loops would (the tests and the benchmarks compare both)
 ENABLED = True
@@ -40,19 +42,17 @@ ALIGN = 16
 GRAIN = 2**18
 
 
-#: the process that ran the kernels on numba's OpenMP threads: GNU OpenMP
-#: does not survive a fork, and numba terminates a forked child that enters it
-_openmp_process: int | None = None
-
-
 def unavailable() -> str | None:
     """Why the compiled loops do not run, or None when they do."""
     if os.environ.get("LI_NUMBA", "").strip() == "0":
         return "LI_NUMBA=0 is set"
     if not ENABLED:
         return "li_backends.compiled.ENABLED is False"
-    if _openmp_process is not None and _openmp_process != os.getpid():
-        return "this process was forked from one that ran them on numba's OpenMP threads, which a fork cannot reuse"
+    if forked_from_threads():
+        return (
+            "this process was forked from one with other threads running (numba's or torch's OpenMP threads, "
+            "say), whose thread pool a fork cannot reuse"
+        )
     return _import_error()
 
 
@@ -190,9 +190,6 @@ def _run(name: str, size: int, steps: int, *args: Any) -> None:
         getattr(kernels, name)(*args, length)
     finally:
         numba.set_num_threads(threads)
-    global _openmp_process
-    if _openmp_process is None and numba.threading_layer() == "omp":
-        _openmp_process = os.getpid()
 
 
 def scan(

@@ -14,7 +14,7 @@ from typing import Any
 
 from li_core.arrays import FLOATING
 from li_core.backend import install_command
-from li_core.cli import UsageError
+from li_core.errors import UsageError
 
 from .compare import CASES
 
@@ -24,6 +24,31 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+#: about the bytes ``li compare`` holds per step of the weighted scan: float64
+#: inputs [4, 32] and a backend's copy, and eight [4, 48] sequences (the
+#: reference's and the backend's voltages and currents, their errors)
+COMPARE_BYTES_PER_STEP = 8 * (2 * 4 * 32 + 8 * 4 * 48)
+
+
+def _check_compare_size(steps: int) -> None:
+    """:class:`UsageError` where ``--steps`` needs more memory than this machine has."""
+    from li_core.demo import physical_memory
+
+    needed, available = steps * COMPARE_BYTES_PER_STEP, physical_memory()
+    if available is not None and needed > available:
+        raise UsageError(
+            f"--steps {steps} needs about {needed / 1e9:.3g} GB of memory, "
+            f"more than this machine's {available / 1e9:.3g} GB; choose fewer"
+        )
 
 
 def _add_allow_skips(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +147,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps", type=_positive_int, default=1000, help="time steps of the weighted scan (default 1000)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument("--case", action="append", default=[], choices=CASES, help="only this case (repeatable)")
     _add_allow_skips(parser)
 
@@ -130,6 +155,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import compare, format_table
 
+    _check_compare_size(args.steps)
     rows = compare(
         _split(args.backends) or None, args.dtype or None, steps=args.steps, seed=args.seed, cases=args.case or CASES
     )
