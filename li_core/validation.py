@@ -286,7 +286,8 @@ def _check_entries(name: str, value: Any, library: str | None, offset: tuple[int
         raise ValueError(f"{name} must be finite, got {float(value)!r}")
     where = tuple(int(axis[0]) for axis in xp.nonzero(xp.logical_not(finite)))
     index = tuple(start + k for start, k in zip(offset or (0,) * len(where), where))
-    bad = float(value[where])
+    entry = value[where]
+    bad = float(entry.detach() if library == "torch" else entry)  # (a parameter being trained requires grad)
     at = f" at index {index[0] if len(index) == 1 else index}" if index else ""
     raise ValueError(f"{name} must be finite, got {bad!r}{at}")
 
