@@ -15,6 +15,7 @@ from ..registry import get_backend, list_backends
 from ..types import LIParameters, LIState
 from .host import time_host
 from .machine import gpu_name, machine_info
+from .paths import backend_paths
 from .peers import norse_fields
 from .timing import (
     LOOP_REPEATS,
@@ -202,7 +203,8 @@ def run(
     ``max_seconds`` (see :func:`measure`). One failing case gives an ``error``
     row and the others still run.
 
-    The report has ``machine``, ``settings`` and ``results``: one row per
+    The report has ``machine``, ``paths`` (:func:`backend_paths` of the
+    backends), ``settings`` and ``results``: one row per
     backend, device and workload with the median and quartiles of
     ``li_scan`` (``median_s``, ...), of copying the input (``copy_*``) and of
     the reference loop (``loop_*``), and the ratios ``ratio_to_copy`` and
@@ -257,6 +259,7 @@ def run(
     bar.close()
     return {
         "machine": machine_info(),
+        "paths": backend_paths(names),
         "settings": {
             "dtype": dtype,
             "repeats": repeats,
