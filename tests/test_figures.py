@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from li_core.bench import backend_paths, changed_paths
+from li_core.bench import backend_paths, changed_paths, path_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -237,6 +237,11 @@ def test_a_result_recorded_with_the_compiled_loops_off_is_stale(tmp_path, monkey
     assert len(problems) == 1, problems  # numpy's loops changed; dask still runs NumPy blocks on numpy
     assert "numpy ran 'float32 and float64 scans: loops of array operations" in problems[0]
     assert "refresh it with `python benchmarks/bench_x.py`" in problems[0]
+
+
+def test_a_path_is_the_note_without_machine_details_or_install_hints():
+    note = 'on CUDA: torch\'s loop (no device (driver)); for the kernels: pip install "a>=1" (the x extra); x: compiled loops (numba 0.6, 2 threads)'
+    assert path_of(note) == "on CUDA: torch's loop; x: compiled loops"
 
 
 def test_a_result_without_paths_is_stale(tmp_path):

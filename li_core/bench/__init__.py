@@ -27,12 +27,11 @@ from .paths import backend_paths, changed_paths, path_of
 from .plot import plot_results
 from .report import RESULT_HEADERS, describe_settings, format_results, format_seconds, format_table, result_table
 from .runner import REFERENCE_BACKEND, REFERENCE_MAX_STEPS, Progress, run
-from .timing import LOOP_REPEATS, MAX_SECONDS, Timing, copier, measure, synchronizer
+from .timing import MAX_SECONDS, Timing, copier, measure, synchronizer
 from .workloads import DT, PARAMETERS, WORKLOADS, Workload
 
 __all__ = [
     "DT",
-    "LOOP_REPEATS",
     "MAX_SECONDS",
     "PARAMETERS",
     "REFERENCE_BACKEND",
