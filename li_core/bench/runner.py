@@ -208,7 +208,7 @@ def run(
     backend, device and workload with the median and quartiles of
     ``li_scan`` (``median_s``, ...), of copying the input (``copy_*``), of
     the reference loop (``loop_*``) and of the peers (``norse_*``,
-    ``norse_step_*``, :mod:`li_core.bench.peers`), the number of timed runs
+    ``norse_step_*``, module ``li_core.bench.peers``), the number of timed runs
     of each (``repeats``, ``loop_repeats``, ...), the ratios
     ``ratio_to_copy`` and ``ratio_to_loop`` (``li_scan``'s time over theirs)
     and ``speedup_over_loop``, ``speedup_over_norse`` and
