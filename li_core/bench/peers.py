@@ -13,6 +13,7 @@ with ``T**2`` while the step loop's grows with ``T``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,7 @@ def norse_fields(
         return {}
     fields: dict[str, Any] = {}
     for prefix, forward in forwards.items():
-        run = gradient(library, forward, xs) if workload.training else (lambda f=forward: f(xs))
+        run = gradient(library, forward, xs) if workload.training else functools.partial(forward, xs)
         if run is None:
             continue
         try:
