@@ -318,3 +318,17 @@ def test_a_stored_result_must_say_when_where_and_how(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"machine": {"date": "today"}, "figures": {"t": 0.0121}}))
     problems = check(tmp_path, "% figures: r.json\nTakes 12.1 ms.\n")
     assert problems and "lacks commit, command, cpu" in problems[0]
+
+
+def test_recording_stores_the_paths_and_keeps_its_call(tmp_path, monkeypatch):
+    """benchmarks/recording.py's write_report, called as the scripts of
+    other pages call it (positional, no backends), records every available
+    backend's path; with ``backends`` only theirs."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    recording = pytest.importorskip("recording")
+    written = recording.write_report("x", {"repeats": 1}, {"t": 0.5}, {}, str(tmp_path / "x.json"))
+    report = json.loads(written.read_text(encoding="utf-8"))
+    assert report["paths"] == backend_paths() and report["figures"] == {"t": 0.5}
+    assert stale(written) == []
+    only = recording.write_report("x", {}, {}, {}, str(tmp_path / "y.json"), backends=["numpy"])
+    assert list(json.loads(only.read_text(encoding="utf-8"))["paths"]) == ["numpy"]
