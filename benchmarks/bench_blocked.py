@@ -340,7 +340,7 @@ def main() -> None:
     settings = {"repeats": args.repeats, "clock": args.clock, "dtype": "float32", "dt": DT, "numpy": np.__version__}
     for name, stored in tables.items():
         print(f"\n{name}\n" + "\n".join(" | ".join(row) for row in [stored["headers"], *stored["rows"]]))
-    print("\nstored in", write_report("blocked", settings, figures, tables, args.json))
+    print("\nstored in", write_report("blocked", settings, figures, tables, args.json, backends=["numpy"]))
 
 
 if __name__ == "__main__":

@@ -128,7 +128,10 @@ def main() -> None:
     headers = ["library", "workload", "with the check", "without", "difference", "the check alone", "its share"]
     print("\n".join(" | ".join(row) for row in [headers, *rows]))
     settings = {"repeats": args.repeats, "clock": "wall", "dtype": "float32", "workloads": WORKLOADS}
-    print("stored in", write_report("finite_check", settings, figures, {"shares": table(headers, rows)}, args.json))
+    print(
+        "stored in",
+        write_report("finite_check", settings, figures, {"shares": table(headers, rows)}, args.json, libraries),
+    )
 
 
 if __name__ == "__main__":

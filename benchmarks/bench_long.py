@@ -23,8 +23,9 @@ threads.
 compiled, blocked and loop, beside a copy of the input, and very short scans
 (8 neurons, 1 to 64 steps), compiled against the loop (docs/model.md).
 
-The report goes to docs/results/compiled.json with ``--grid``, else to
-docs/results/long.json (``--json PATH`` elsewhere; see benchmarks/recording.py).
+With ``--grid`` the report is stored in docs/results/compiled.json (``--json
+PATH`` elsewhere; see benchmarks/recording.py). The workloads are printed, and
+stored only where ``--json PATH`` says: no page quotes them.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def main() -> None:
     parser.add_argument(
         "--json",
         default=None,
-        help="where to store the report (default docs/results/compiled.json with --grid, else long.json)",
+        help="where to store the report (default docs/results/compiled.json with --grid; the workloads: nowhere)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -187,13 +188,13 @@ def main() -> None:
             ),
             "short": table([f"steps ({SHORT_NEURONS} neurons)", *short_paths()], short(args.repeats, clock, figures)),
         }
-        name = "compiled"
     else:
         tables = {"workloads": table(["workload", "time", "/ copy"], workloads(args.repeats, clock, figures))}
-        name = "long"
     for title, stored in tables.items():
         print(f"\n{title}\n" + "\n".join(" | ".join(row) for row in [stored["headers"], *stored["rows"]]))
-    print("\nstored in", write_report(name, settings, figures, tables, args.json))
+    if args.grid or args.json:
+        measured = ["numpy"] if args.grid else ["numpy", "torch"]
+        print("\nstored in", write_report("compiled", settings, figures, tables, args.json, backends=measured))
 
 
 def workloads(repeats: int, clock: Callable[[], float], figures: dict[str, float]) -> list[list[str]]:

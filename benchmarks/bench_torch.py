@@ -1,6 +1,6 @@
 """PyTorch backend speed on the CPU, measured side by side in one run.
 
-    python benchmarks/bench_torch.py [--repeats 9] [--slow-repeats 3] [--threads N] [--no-norse]
+    python benchmarks/bench_torch.py [--repeats 9] [--max-seconds 10] [--threads N] [--no-norse]
 
 Workloads (float32, default parameters, state None):
 
@@ -14,8 +14,12 @@ Workloads (float32, default parameters, state None):
 
 Yardsticks on the same tensor: ``x.clone()``; the step loop, one Euler step
 at a time (the contract's step, docs/contract.md section 1, written in torch
-ops, differentiated by autograd for training); Norse 1.1's ``LI`` module when
-norse is installed. ``li_scan`` runs the compiled loops where numba
+ops, differentiated by autograd for training); when norse is installed,
+Norse 1.1's ``LI`` module and Norse's own step, ``li_feed_forward_step`` in a
+Python loop over ``x.unbind(0)`` (:mod:`li_core.bench.peers`). The module
+reads ``input_tensor[ts]`` step by step, and the backward of each read is a
+gradient the size of the whole sequence, so its training time grows with
+``T**2``: ``norse LI / norse step`` shows how much of its figure that is. ``li_scan`` runs the compiled loops where numba
 imports (:mod:`li_backends.compiled`); ``li_scan, torch ops`` is the same
 call with them switched off (``li_backends.compiled.ENABLED``), timed beside
 it. For the small workloads both torch-op algorithms are also timed on their
@@ -29,7 +33,9 @@ in interleaved rounds after a warm-up, so a noisy neighbour slows them alike.
 The slow baselines run afterwards, for every workload: their per-step tensors
 leave a large free heap behind, after which big allocations stop paying page
 faults, and the fast candidates must all be timed in the same allocator state.
-Figures are medians; ratios are of medians.
+They get the same warm-up and rounds, but one whose timed runs have taken
+``--max-seconds`` runs no more rounds, and its line says on how many runs its
+median rests. Figures are medians; ratios are of medians.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import torch
 from li_backends import compiled
 from li_backends.torch import ops
 from li_core import LIParameters, li_scan
+from li_core.bench.peers import norse_forwards
 from li_core.blocked_scan import CHUNK_SCALE
 
 P = LIParameters()
@@ -67,6 +74,8 @@ WORKLOADS = [
         True,
         [
             ("norse LI", "li_scan", 50),
+            ("norse step", "li_scan", None),
+            ("norse LI", "norse step", None),
             ("step loop", "li_scan", None),
             ("li_scan", "x.clone()", 4),
             ("li_scan, torch ops", "x.clone()", None),
@@ -80,6 +89,7 @@ WORKLOADS = [
             ("li_scan", "x.clone()", 2),
             ("li_scan, torch ops", "x.clone()", None),
             ("norse LI", "li_scan", None),
+            ("norse step", "li_scan", None),
             ("step loop", "li_scan", None),
         ],
     ),
@@ -87,7 +97,12 @@ WORKLOADS = [
         "small forward, T=100, batch 8, 256 neurons",
         (100, 8, 256),
         False,
-        [("norse LI", "li_scan", 3), ("step loop", "li_scan", 3), ("li_scan, loop", "li_scan, blocked", None)],
+        [
+            ("norse LI", "li_scan", 3),
+            ("norse step", "li_scan", None),
+            ("step loop", "li_scan", 3),
+            ("li_scan, loop", "li_scan, blocked", None),
+        ],
         algorithms=True,
         repeats_factor=5,
     ),
@@ -95,7 +110,13 @@ WORKLOADS = [
         "small training fwd+bwd, T=100, batch 8, 256 neurons",
         (100, 8, 256),
         True,
-        [("norse LI", "li_scan", None), ("step loop", "li_scan", None), ("li_scan, loop", "li_scan, blocked", None)],
+        [
+            ("norse LI", "li_scan", None),
+            ("norse step", "li_scan", None),
+            ("norse LI", "norse step", None),
+            ("step loop", "li_scan", None),
+            ("li_scan, loop", "li_scan, blocked", None),
+        ],
         algorithms=True,
         repeats_factor=5,
     ),
@@ -153,51 +174,60 @@ def runner(fn: Callable, x: torch.Tensor, train: bool) -> Callable[[], None]:
     return run
 
 
-def seconds(candidates: dict[str, Callable], repeats: int, warmup: bool) -> dict[str, float]:
-    """Median seconds per candidate over ``repeats`` interleaved rounds."""
-    if warmup:
-        for fn in candidates.values():
-            fn()
+def seconds(
+    candidates: dict[str, Callable], repeats: int, max_seconds: float | None = None
+) -> dict[str, tuple[float, int]]:
+    """Median seconds per candidate, and the number of timed runs behind it,
+    over ``repeats`` interleaved rounds after one warm-up call each; a
+    candidate whose timed runs have taken ``max_seconds`` sits out the
+    remaining rounds."""
+    for fn in candidates.values():
+        fn()
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
+            if max_seconds is not None and sum(times[name]) >= max_seconds:
+                continue
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: (statistics.median(ts), len(ts)) for name, ts in times.items()}
 
 
-def report(title: str, times: dict[str, float], ratios: list[tuple[str, str, float | None]]) -> None:
-    """The medians, then ``slow / fast`` ratios with their targets (a lower
-    bound when the fast one is li_scan, else an upper bound)."""
+def report(
+    title: str, times: dict[str, tuple[float, int]], repeats: int, ratios: list[tuple[str, str, float | None]]
+) -> None:
+    """The medians (with their number of runs where a run was too long to
+    repeat ``repeats`` times), then ``slow / fast`` ratios with their targets
+    (a lower bound when the fast one is li_scan, else an upper bound)."""
     print(title)
-    for name, value in times.items():
-        print(f"  {name:<22}{value * 1e3:10.2f} ms")
+    for name, (value, runs) in times.items():
+        short = f"   ({runs} of {repeats} runs: too long to repeat)" if runs < repeats else ""
+        print(f"  {name:<22}{value * 1e3:10.2f} ms{short}")
     for slow, fast, target in ratios:
         if slow in times and fast in times:
             goal = "" if target is None else f"   (target {'>=' if fast == 'li_scan' else '<='} {target:g}x)"
-            print(f"  {slow + ' / ' + fast:<40}{times[slow] / times[fast]:8.2f}x{goal}")
+            print(f"  {slow + ' / ' + fast:<40}{times[slow][0] / times[fast][0]:8.2f}x{goal}")
     print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--slow-repeats", type=int, default=3, help="repeats of the step loop and Norse (seconds each)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=10.0, help="a slow baseline repeats no more once its runs took this long"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch's and numba's threads (default: theirs)")
     parser.add_argument("--no-norse", action="store_true", help="skip Norse even when it is installed")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     slow: dict[str, Callable] = {"step loop": step_loop}
-    if not args.no_norse:
-        try:
-            from norse.torch import LI
-        except ImportError as exc:
-            print(f"norse not importable ({exc}); comparing with the step loop only\n")
-        else:
-            norse_li = LI()
-            slow["norse LI"] = lambda x: norse_li(x)[0]
+    norse = None if args.no_norse else norse_forwards(P, "cpu")
+    if norse is not None:
+        slow.update({"norse LI": norse["norse_"], "norse step": norse["norse_step_"]})
+    elif not args.no_norse:
+        print("norse is not installed; comparing with the step loop only\n")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {compiled.threads(args.threads)}\n")
 
     def tensor(workload: Workload) -> torch.Tensor:
@@ -214,13 +244,14 @@ def main() -> None:
             for name in ("loop", "blocked"):
                 fast[f"li_scan, {name}"] = runner(forced(name, scan), x, workload.train)
         with torch.set_grad_enabled(workload.train):
-            results.append(seconds(fast, args.repeats * workload.repeats_factor, warmup=True))
+            results.append(seconds(fast, args.repeats * workload.repeats_factor))
     for workload, times in zip(WORKLOADS, results):
         x = tensor(workload)
+        repeats = args.repeats * workload.repeats_factor
         with torch.set_grad_enabled(workload.train):
             baselines = {name: runner(fn, x, workload.train) for name, fn in slow.items()}
-            times.update(seconds(baselines, args.slow_repeats, warmup=False))
-        report(workload.title, times, workload.ratios)
+            times.update(seconds(baselines, repeats, args.max_seconds))
+        report(workload.title, times, repeats, workload.ratios)
 
 
 if __name__ == "__main__":

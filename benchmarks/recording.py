@@ -9,6 +9,10 @@ stores one JSON file, by default under ``docs/results/``:
     commit), with ``command`` the exact command line that reproduces the file.
 ``settings``
     what the script was asked to do (repeats, clock, threads, sizes).
+``paths``
+    :func:`li_core.bench.backend_paths`: the path each backend's scans took
+    (what ``li backends`` says: compiled loops or not, fused CUDA or not), so
+    that ``tests/test_figures.py`` notices a result the code has outrun.
 ``figures``
     every number the docs may quote, by name: times in seconds, ratios and
     fractions of a tolerance as plain numbers.
@@ -27,11 +31,11 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from li_core.bench import machine_info
+from li_core.bench import backend_paths, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -79,12 +83,25 @@ def ms(seconds: float) -> str:
 
 
 def write_report(
-    name: str, settings: dict[str, Any], figures: dict[str, float], tables: dict[str, Any], path: str | None = None
+    name: str,
+    settings: dict[str, Any],
+    figures: dict[str, float],
+    tables: dict[str, Any],
+    path: str | None = None,
+    backends: Sequence[str] | None = None,
 ) -> Path:
-    """Store the report as ``docs/results/NAME.json`` (or ``path``) and return where."""
+    """Store the report as ``docs/results/NAME.json`` (or ``path``) and return
+    where, with the paths of the ``backends`` it measured (default: every
+    available backend that names its path)."""
     machine = machine_info()
     machine["command"] = command_line()
-    report = {"machine": machine, "settings": settings, "figures": figures, "tables": tables}
+    report = {
+        "machine": machine,
+        "paths": backend_paths(backends),
+        "settings": settings,
+        "figures": figures,
+        "tables": tables,
+    }
     target = Path(path) if path else RESULTS / f"{name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

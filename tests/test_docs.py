@@ -305,3 +305,20 @@ def test_changelog_versions_and_tags_agree():
         pytest.skip(f"not a git checkout: {done.stderr.strip()}")
     tags = {tag[1:] for tag in done.stdout.split() if re.fullmatch(r"v\d+\.\d+\.\d+", tag)}
     assert tags == set(released), f"tags {sorted(tags)} against CHANGELOG versions {released}"
+
+
+def test_the_quickstart_lists_every_extra_and_what_all_installs():
+    """Every extra of pyproject.toml has a row in the quickstart's table, and
+    the ``all`` row names exactly the extras that ``all`` installs."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib arrived in Python 3.11")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    rows = {
+        match[1]: match[2]
+        for match in re.finditer(r"^\| `(\w+)` \| ([^|]*) \|", (DOCS / "quickstart.md").read_text(), flags=re.M)
+    }
+    assert set(rows) == set(extras), (
+        f"extras without a row: {set(extras) - set(rows)}; rows of no extra: {set(rows) - set(extras)}"
+    )
+    (bundle,) = extras["all"]
+    named = set(re.findall(r"`(\w+)`", rows["all"].split("(not")[0]))
+    assert named == set(bundle.split("[")[1].rstrip("]").split(",")), rows["all"]

@@ -22,6 +22,11 @@ unit of time (ns, µs, ms, s) or of throughput (GB/s), a ratio (``3.5x``,
 tolerance``); a range (``245 to 326 ms``) counts both ends. Code (fenced,
 inline) and math are not read: examples run as doctests, and formulas are not
 measurements. CONTRIBUTING.md explains this to contributors.
+
+Every stored result also records the path each backend took (``paths``:
+what ``li backends`` says, such as compiled loops or not); a result whose
+paths are not the ones the same backends take now, here, measured other
+code, and the check names it with the command that refreshes it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from li_core.bench import backend_paths, changed_paths, path_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -56,6 +63,8 @@ DECIMAL = re.compile(rf"(?<![\w.,])(?P<mantissa>{NUMBER})(?:e(?P<power>[+-]?\d+)
 MARKER = re.compile(r"^\s*(?:%|<!--)\s*(?P<kind>figures|illustration|not measured):\s*(?P<what>.*?)\s*(?:-->)?\s*$")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})")
 REQUIRED = ("date", "commit", "command", "cpu")
+#: every stored result: li bench's, and those of benchmarks/recording.py
+STORED = sorted([DOCS / "benchmarks.json", *(DOCS / "results").glob("*.json")])
 
 
 def prose(text: str) -> str:
@@ -196,8 +205,52 @@ def test_every_quoted_figure_is_stored_or_marked_as_an_illustration():
     )
 
 
+def stale(path: Path) -> list[str]:
+    """Why the stored result at ``path`` measured other code paths than the
+    backends take now (none if it did not), each with the command that refreshes it."""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    where = path.relative_to(ROOT) if ROOT in path.parents else path
+    refresh = f"refresh it with `{report['machine'].get('command')}` (it stores {where})"
+    if not report.get("paths"):
+        return [f"{where} records no paths (what li backends says each backend ran); {refresh}"]
+    return [
+        f"{where}: {name} ran '{then}', now it runs '{now}'; {refresh}"
+        for name, (then, now) in changed_paths(report["paths"]).items()
+    ]
+
+
+def test_every_stored_result_measured_the_paths_the_backends_take_now():
+    problems = [problem for path in STORED for problem in stale(path)]
+    assert not problems, "stored results measured other code than runs now:\n" + "\n".join(problems)
+
+
+def test_a_result_recorded_with_the_compiled_loops_off_is_stale(tmp_path, monkeypatch):
+    compiled = pytest.importorskip("li_backends.compiled")
+    if compiled.unavailable() is not None:
+        pytest.skip(f"the compiled loops do not run here: {compiled.unavailable()}")
+    with monkeypatch.context() as off:
+        off.setattr(compiled, "ENABLED", False)
+        recorded = backend_paths(["numpy", "dask"])
+    report = {"machine": {"command": "python benchmarks/bench_x.py"}, "paths": recorded}
+    (tmp_path / "x.json").write_text(json.dumps(report), encoding="utf-8")
+    problems = stale(tmp_path / "x.json")
+    assert len(problems) == 1, problems  # numpy's loops changed; dask still runs NumPy blocks on numpy
+    assert "numpy ran 'float32 and float64 scans: loops of array operations" in problems[0]
+    assert "refresh it with `python benchmarks/bench_x.py`" in problems[0]
+
+
+def test_a_path_is_the_note_without_machine_details_or_install_hints():
+    note = 'on CUDA: torch\'s loop (no device (driver)); for the kernels: pip install "a>=1" (the x extra); x: compiled loops (numba 0.6, 2 threads)'
+    assert path_of(note) == "on CUDA: torch's loop; x: compiled loops"
+
+
+def test_a_result_without_paths_is_stale(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"machine": {"command": "li bench --json"}}), encoding="utf-8")
+    assert "records no paths" in stale(tmp_path / "x.json")[0]
+
+
 def test_every_stored_result_says_when_where_and_how():
-    reports = sorted([DOCS / "benchmarks.json", *(DOCS / "results").glob("*.json")])
+    reports = STORED
     assert len(reports) >= 3, reports
     for path in reports:
         machine = json.loads(path.read_text(encoding="utf-8"))["machine"]
@@ -265,3 +318,17 @@ def test_a_stored_result_must_say_when_where_and_how(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"machine": {"date": "today"}, "figures": {"t": 0.0121}}))
     problems = check(tmp_path, "% figures: r.json\nTakes 12.1 ms.\n")
     assert problems and "lacks commit, command, cpu" in problems[0]
+
+
+def test_recording_stores_the_paths_and_keeps_its_call(tmp_path, monkeypatch):
+    """benchmarks/recording.py's write_report, called as the scripts of
+    other pages call it (positional, no backends), records every available
+    backend's path; with ``backends`` only theirs."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    recording = pytest.importorskip("recording")
+    written = recording.write_report("x", {"repeats": 1}, {"t": 0.5}, {}, str(tmp_path / "x.json"))
+    report = json.loads(written.read_text(encoding="utf-8"))
+    assert report["paths"] == backend_paths() and report["figures"] == {"t": 0.5}
+    assert stale(written) == []
+    only = recording.write_report("x", {}, {}, {}, str(tmp_path / "y.json"), backends=["numpy"])
+    assert list(json.loads(only.read_text(encoding="utf-8"))["paths"]) == ["numpy"]

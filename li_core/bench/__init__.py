@@ -18,19 +18,20 @@ backend's ``asarray``, so every backend times the same numbers.
 
 One module per concern: ``timing`` (measure, synchronise, copy),
 ``workloads``, ``peers`` (other libraries' columns), ``runner``,
-``machine`` (what it ran on), ``report`` (text) and ``plot``.
+``machine`` (what it ran on), ``paths`` (which code path each backend
+took), ``report`` (text) and ``plot``.
 """
 
 from .machine import machine_info
+from .paths import backend_paths, changed_paths, path_of
 from .plot import plot_results
 from .report import RESULT_HEADERS, describe_settings, format_results, format_seconds, format_table, result_table
 from .runner import REFERENCE_BACKEND, REFERENCE_MAX_STEPS, Progress, run
-from .timing import LOOP_REPEATS, MAX_SECONDS, Timing, copier, measure, synchronizer
+from .timing import MAX_SECONDS, Timing, copier, measure, synchronizer
 from .workloads import DT, PARAMETERS, WORKLOADS, Workload
 
 __all__ = [
     "DT",
-    "LOOP_REPEATS",
     "MAX_SECONDS",
     "PARAMETERS",
     "REFERENCE_BACKEND",
@@ -40,6 +41,8 @@ __all__ = [
     "Progress",
     "Timing",
     "Workload",
+    "backend_paths",
+    "changed_paths",
     "copier",
     "describe_settings",
     "format_results",
@@ -47,6 +50,7 @@ __all__ = [
     "format_table",
     "machine_info",
     "measure",
+    "path_of",
     "plot_results",
     "result_table",
     "run",

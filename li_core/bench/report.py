@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .host import HOST_HEADERS, host_table
+from .peers import PEERS
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -45,8 +46,26 @@ def describe_settings(report: dict[str, Any]) -> str:
 
 #: the columns of :func:`result_table`
 RESULT_HEADERS = [
-    "backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup", "norse", "vs norse",
+    "backend", "device", "workload", "shape", "median", "IQR", "copy", "x copy", "loop", "speedup",
+    "norse", "vs norse", "norse step", "vs step",
 ]  # fmt: skip
+
+
+def _timed(row: dict[str, Any], prefix: str) -> str:
+    """A yardstick's or peer's median, with its number of runs where that is
+    fewer than ``li_scan``'s (its runs outlasted the time budget)."""
+    runs = row.get(f"{prefix}repeats", row["repeats"])
+    return format_seconds(row[f"{prefix}median_s"]) + (
+        f" ({runs} run{'s' * (runs > 1)})" if runs < row["repeats"] else ""
+    )
+
+
+def _peer(row: dict[str, Any], prefix: str) -> list[str]:
+    """The cells of one peer: its time and its time over ``li_scan``'s, or ``-``."""
+    if not row.get(f"{prefix}median_s"):
+        return ["-", "-"]
+    speedup = row[f"speedup_over_{prefix.rstrip('_')}"]
+    return [_timed(row, prefix), f"{speedup:.3g}x"]
 
 
 def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
@@ -70,14 +89,15 @@ def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
                 f"{format_seconds(row['q25_s'])} - {format_seconds(row['q75_s'])}",
                 format_seconds(row["copy_median_s"]),
                 f"{row['ratio_to_copy']:.3g}",
-                format_seconds(row["loop_median_s"]) + ("*" if row.get("loop_scaled") else ""),
+                _timed(row, "loop_") + ("*" if row.get("loop_scaled") else ""),
                 f"{row['speedup_over_loop']:.3g}x",
-                format_seconds(row["norse_median_s"]) if row.get("norse_median_s") else "-",
-                f"{row['speedup_over_norse']:.3g}x" if row.get("speedup_over_norse") else "-",
+                *(cell for prefix in PEERS for cell in _peer(row, prefix)),
             ]
         )
-        if row.get("norse_reason"):
-            notes.append(f"norse not timed: {row['backend']} {row['device']} {row['workload']}: {row['norse_reason']}")
+        for prefix, peer in PEERS.items():
+            if row.get(f"{prefix}reason"):
+                where = f"{row['backend']} {row['device']} {row['workload']}"
+                notes.append(f"{prefix.rstrip('_')} not timed: {where}: {peer}: {row[f'{prefix}reason']}")
     return table, notes
 
 
@@ -98,7 +118,10 @@ def format_results(report: dict[str, Any]) -> str:
         "x copy: li_scan's time over copying its input once on the same device; "
         "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's; "
         "norse, vs norse: Norse's LI module on the same torch input (feed-forward workloads, when Norse is "
-        "installed; timed like the loop) and its time over li_scan's.",
+        "installed) and its time over li_scan's; norse step, vs step: the same for Norse's own "
+        "li_feed_forward_step in a Python loop over x.unbind(0). The module reads input_tensor[ts] step by "
+        "step, so its backward grows with T^2. Every time is timed like li_scan's (one warm-up, medians); "
+        "'(n runs)': repeated fewer times than li_scan, its runs took longer than the time budget.",
     ]
     scaled = {row["workload"]: row["loop_steps"] for row in report["results"] if row.get("loop_scaled")}
     parts += [

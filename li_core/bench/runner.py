@@ -15,9 +15,9 @@ from ..registry import get_backend, list_backends
 from ..types import LIParameters, LIState
 from .host import time_host
 from .machine import gpu_name, machine_info
-from .peers import norse_fields
+from .paths import backend_paths
+from .peers import PEERS, norse_fields
 from .timing import (
-    LOOP_REPEATS,
     MAX_SECONDS,
     copier,
     gradient,
@@ -139,13 +139,14 @@ def _time_case(
         run_fused, run_loop = (lambda: fused(xs)), (lambda: loop(loop_xs))
     fused_timing = measure(run_fused, repeats, sync, max_seconds=max_seconds)
     copy_timing = measure(copier(xs), repeats, sync, max_seconds=max_seconds)
-    # no warm-up for the loop: li_scan's warm-up already paid the one-time
-    # costs of the library and device, and the loop can take minutes
-    loop_timing = measure(run_loop, min(repeats, LOOP_REPEATS), loop_sync, warmup=0, max_seconds=max_seconds)
+    # every yardstick and peer is timed like li_scan: one warm-up, then up to
+    # `repeats` runs within the budget (a slow one records fewer runs)
+    loop_timing = measure(run_loop, repeats, loop_sync, max_seconds=max_seconds)
     loop_timing = scaled(loop_timing, workload.steps / loop_steps)
     norse = norse_fields(library, workload, loop_xs, p_loop, repeats, loop_sync, max_seconds)
-    if "norse_median_s" in norse:
-        norse["speedup_over_norse"] = norse["norse_median_s"] / fused_timing.median
+    for prefix in PEERS:
+        if f"{prefix}median_s" in norse:
+            norse[f"speedup_over_{prefix.rstrip('_')}"] = norse[f"{prefix}median_s"] / fused_timing.median
     return {
         **norse,
         "status": "ok",
@@ -197,17 +198,21 @@ def run(
     The training workload runs on backends that declare autograd; the
     reference backend skips workloads of more than
     :data:`REFERENCE_MAX_STEPS` steps. ``quick``
-    shrinks every workload (for tests). Each measurement is timed ``repeats``
-    times (the reference loop at most ``LOOP_REPEATS`` times) within about
-    ``max_seconds`` (see :func:`measure`). One failing case gives an ``error``
-    row and the others still run.
+    shrinks every workload (for tests). Each measurement (``li_scan``, the
+    copy, the reference loop, the peers) gets one warm-up run and is timed
+    ``repeats`` times within about ``max_seconds`` (see :func:`measure`).
+    One failing case gives an ``error`` row and the others still run.
 
-    The report has ``machine``, ``settings`` and ``results``: one row per
+    The report has ``machine``, ``paths`` (:func:`backend_paths` of the
+    backends), ``settings`` and ``results``: one row per
     backend, device and workload with the median and quartiles of
-    ``li_scan`` (``median_s``, ...), of copying the input (``copy_*``) and of
-    the reference loop (``loop_*``), and the ratios ``ratio_to_copy`` and
-    ``ratio_to_loop`` (``li_scan``'s time over theirs) and
-    ``speedup_over_loop`` (the inverse of the latter).
+    ``li_scan`` (``median_s``, ...), of copying the input (``copy_*``), of
+    the reference loop (``loop_*``) and of the peers (``norse_*``,
+    ``norse_step_*``, module ``li_core.bench.peers``), the number of timed runs
+    of each (``repeats``, ``loop_repeats``, ...), the ratios
+    ``ratio_to_copy`` and ``ratio_to_loop`` (``li_scan``'s time over theirs)
+    and ``speedup_over_loop``, ``speedup_over_norse`` and
+    ``speedup_over_norse_step`` (their time over ``li_scan``'s).
     """
     names = list(backends) if backends else [i.name for i in list_backends() if i.name != REFERENCE_BACKEND]
     chosen = [WORKLOADS[name] for name in (workloads or WORKLOADS)]  # KeyError names the workload
@@ -257,6 +262,7 @@ def run(
     bar.close()
     return {
         "machine": machine_info(),
+        "paths": backend_paths(names),
         "settings": {
             "dtype": dtype,
             "repeats": repeats,

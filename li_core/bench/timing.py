@@ -13,8 +13,6 @@ from typing import Any, NamedTuple
 
 from ..arrays import library_name, namespace
 
-#: the slow reference loop (and the peers) are timed at most this many times
-LOOP_REPEATS = 3
 #: default time budget of one measurement, in seconds (see measure's max_seconds)
 MAX_SECONDS = 10.0
 
