@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 try:
     import fcntl
 except ImportError:  # (Windows: leftovers of killed runs are named, not removed)
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # (no module on Windows: the name stays, as None)
 
 from .api import li_scan
 from .arrays import device as device_of
