@@ -15,9 +15,38 @@ rates ``a``, ``d`` and ``v_leak`` are either all ``[N]`` arrays or all
 scalars (one compilation each: a scalar costs no memory traffic). A
 sequence that is not wanted has no rows. Everything is computed in the
 arrays' dtype, float32 or float64, in the increment forms of the contract
-(docs/contract.md, section 1), without ``fastmath``: the forward runs the
-operations of the ``numpy`` backend's loop in the same order, so its results
-are bitwise the same.
+(docs/contract.md, section 1), without ``fastmath`` (no fused multiply-add,
+no reassociation): the forward runs the operations of the ``numpy``
+backend's loop in the same order, so its results are bitwise the same.
+
+float64 runs the plain recurrences. float32 runs them ``compensated``: each
+state is a float-float pair, a high part and the rounding error it carries
+(``v, ev``; ``i, ei``; ``lam, el``; ``mu, em``), the low parts starting at 0
+in each call and never returned. Every state update is the error-free sum
+(branch-free, no ordering of its operands assumed)::
+
+    TwoSum(p, q):  s = p + q;  z = s - p;  e = (p - (s - z)) + (q - z);  return s, e
+
+The forward step, in exactly this order (without a leak, ``s`` is
+``(j - v) + (ej - ev)``)::
+
+    j, ej = TwoSum(i, x);   ej = ej + ei
+    s     = ((v_leak - v) + j) + (ej - ev)
+    v, ev = TwoSum(v, s*a + ev)
+    i, ei = TwoSum(j, ej - j*d)
+
+and the adjoint step, in reverse time (without current gradients ``gi``,
+``kap, ek = mu, em``)::
+
+    kap, ek = TwoSum(mu, gi_t);   ek = ek + em
+    lam, el = TwoSum(lam, (gv_t - lam*a) + (el - el*a))
+    mu, em  = TwoSum(kap, lam*a + (ek - kap*d))
+
+ending with ``dL/dv_init = (lam - lam*a) + (el - el*a)``. The recorded and
+returned numbers (``v``, ``i``, ``j``, ``dL/dx = mu``, the parameter
+gradients' terms) are the high parts. Each TwoSum is exact, so only the
+products and the sums of small terms round, relative to the increment rather
+than to the state: a slow neuron's change is never absorbed.
 """
 
 from __future__ import annotations
@@ -59,6 +88,9 @@ def scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end
         j_t = i_{t-1} + x_t
         v_t = v_{t-1} + ((v_leak - v_{t-1}) + j_t)*a     (without v_leak: (j_t - v_{t-1})*a)
         i_t = j_t - j_t*d
+
+    plain, or with ``compensated`` in the float-float form of the module's
+    docstring (the high parts written).
     """
     record, keep = currents.shape[0] > 0, js.shape[0] > 0
     v, i, j = v0[lo:hi].copy(), i0[lo:hi].copy(), np.empty(hi - lo, v0.dtype)
@@ -103,6 +135,10 @@ def scan_backward_block(
     time in float64, into ``da``, ``dd`` and ``dv_leak`` (``[N]``)::
 
         da = sum_t lam_t*((v_leak - v_{t-1}) + j_t),   dd = -sum_t kap_t*j_t,   dv_leak = a*sum_t lam_t
+
+    plain, or with ``compensated`` in the float-float form of the module's
+    docstring: ``lam_t``, ``kap_t`` and ``mu_t`` above are the high parts, and
+    ``dL/dv_init = (lam_0 - lam_0*a) + (el_0 - el_0*a)``.
     """
     every_v, every_i = 1 if gv.shape[0] > 1 else 0, 1 if gis.shape[0] > 1 else 0
     with_gi, parameters = gis.shape[0] > 0, js.shape[0] > 0
