@@ -1,10 +1,13 @@
 """The ``numpy`` backend: in-place NumPy ufuncs on preallocated buffers.
 
-The scan's loop allocates its outputs and one scratch buffer (which ends as
-the final voltage) once and then runs the recurrences of the contract
-(docs/contract.md), section 1 in their increment forms with ``out=`` ufuncs,
-so no step allocates; with weights, all ``T`` steps are projected by one
-matmul first. For few neurons per step and long runs
+The scan's loop allocates its outputs and its work buffers once (one
+scratch buffer, which ends as the final voltage, and in float32 four more)
+and then runs the recurrences of the contract (docs/contract.md), section 1
+in their increment forms with ``out=`` ufuncs, so no step allocates: plain
+in float64, and in float32 compensated (each state carries its rounding
+error, the float-float recurrences of :mod:`li_backends.compiled.kernels`,
+operation for operation, so the compiled loop gives the same bits); with
+weights, all ``T`` steps are projected by one matmul first. For few neurons per step and long runs
 (:func:`li_core.blocked_scan.chunk_length`) the scan runs the time-blocked
 scan of :mod:`li_core.blocked_scan` with that loop as its lane scan: each of
 its phases allocates the loop's buffers once, for all chunks. float16 is
@@ -174,40 +177,103 @@ class NumPyBackend(li_core.Backend):
         steps, shape = xs.shape[0], xs.shape[1:]
         p = _as_compute(np, compute, p)
         a, d = rates(p, dt)
-        v_leak = p.v_leak
-        has_leak = _has_leak(v_leak)
+        leak = p.v_leak if _has_leak(p.v_leak) else None
 
         voltages = np.empty((steps, *shape), dtype=dtype)
         currents = np.empty((steps, *shape), dtype=dtype) if record_states else None
-        j = np.array(np.broadcast_to(state.i, shape), dtype=compute)  # our own buffer
+        current = np.array(np.broadcast_to(state.i, shape), dtype=compute)  # our own buffer
         scratch = np.empty(shape, dtype=compute)
-        # float16 keeps its voltage in a float32 buffer between steps; otherwise
-        # the previous voltage is the last output row (first: the caller's, read only)
-        staging = np.array(np.broadcast_to(state.v, shape), dtype=compute) if compute != dtype else None
-        previous = staging if staging is not None else np.broadcast_to(state.v, shape)
+        step = (_compensated_step if compiled.compensated(compute) else _plain_step)(np, current, scratch, a, d, leak)
+        # float16 keeps its voltage in two float32 buffers, in turns (a step
+        # reads one and writes the other); otherwise the previous voltage is
+        # the last output row (first: the caller's, read only)
+        staging = None
+        if compute != dtype:
+            staging = (np.array(np.broadcast_to(state.v, shape), dtype=compute), np.empty(shape, compute))
+        previous = staging[0] if staging is not None else np.broadcast_to(state.v, shape)
         for t in range(steps):
-            np.add(j, xs[t, ...], out=j)  # j_t = i_{t-1} + x_t
-            if has_leak:
-                np.subtract(v_leak, previous, out=scratch)
-                np.add(scratch, j, out=scratch)
-            else:
-                np.subtract(j, previous, out=scratch)  # (0 - v) + j, exactly
-            np.multiply(scratch, a, out=scratch)
-            v = staging if staging is not None else voltages[t, ...]
-            np.add(previous, scratch, out=v)  # v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t)
-            np.multiply(j, d, out=scratch)
-            np.subtract(j, scratch, out=j)  # i_t = j_t - d*j_t
+            v = staging[(t + 1) % 2] if staging is not None else voltages[t, ...]
+            step(xs[t, ...], previous, v)
             if staging is not None:
-                voltages[t, ...] = staging
+                voltages[t, ...] = v
             if currents is not None:
-                currents[t, ...] = j
+                currents[t, ...] = current
             previous = v
         if record_states:
             return voltages, LIState(voltages.copy(), currents)
         if staging is not None:
-            return voltages, LIState(staging.astype(dtype), j.astype(dtype))
+            return voltages, LIState(previous.astype(dtype), current.astype(dtype))
         np.copyto(scratch, previous)  # the scratch buffer becomes the final voltage
-        return voltages, LIState(scratch, j)
+        return voltages, LIState(scratch, current)
+
+
+def _plain_step(np: Any, current: Any, scratch: Any, a: Any, d: Any, leak: Any) -> Any:
+    """The plain step of :meth:`NumPyBackend.loop` (float64): ``step(x_t,
+    v_{t-1}, out)`` writes ``v_t`` into ``out`` (not ``v_{t-1}``'s buffer)
+    and turns ``current`` from ``i_{t-1}`` into ``i_t``, through ``j_t`` in
+    place; ``scratch`` is its one work buffer (free between steps)."""
+    j = current
+
+    def step(x: Any, previous: Any, v: Any) -> None:
+        np.add(j, x, out=j)  # j_t = i_{t-1} + x_t
+        if leak is not None:
+            np.subtract(leak, previous, out=scratch)
+            np.add(scratch, j, out=scratch)
+        else:
+            np.subtract(j, previous, out=scratch)  # (0 - v) + j, exactly
+        np.multiply(scratch, a, out=scratch)
+        np.add(previous, scratch, out=v)  # v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t)
+        np.multiply(j, d, out=scratch)
+        np.subtract(j, scratch, out=j)  # i_t = j_t - d*j_t
+
+    return step
+
+
+def _two_sum(np: Any, p: Any, q: Any, s: Any, e: Any, z: Any) -> None:
+    """``s = p + q`` and its rounding error ``e``, exactly (TwoSum:
+    ``z = s - p``, ``e = (p - (s - z)) + (q - z)``); the buffers ``s``,
+    ``e`` and ``z`` are none of ``p`` and ``q``, nor each other."""
+    np.add(p, q, out=s)
+    np.subtract(s, p, out=z)
+    np.subtract(s, z, out=e)
+    np.subtract(p, e, out=e)
+    np.subtract(q, z, out=z)
+    np.add(e, z, out=e)
+
+
+def _compensated_step(np: Any, current: Any, scratch: Any, a: Any, d: Any, leak: Any) -> Any:
+    """The step of :meth:`NumPyBackend.loop` in float32, as :func:`_plain_step`
+    but carrying each state's rounding error (``ev``, ``ei``, zero at the
+    start) in the float-float form of :mod:`li_backends.compiled.kernels`,
+    operation for operation (so the compiled loop has these bits)::
+
+        j, ej = TwoSum(i, x);   ej = ej + ei
+        s     = ((v_leak - v) + j) + (ej - ev)      (without a leak: (j - v) + (ej - ev))
+        v, ev = TwoSum(v, s*a + ev)
+        i, ei = TwoSum(j, ej - j*d)
+
+    ``ei`` holds ``ej`` within a step; four work buffers besides ``scratch``."""
+    i = current
+    j, low_i, low_v, q = (np.zeros_like(current) for _ in range(4))
+
+    def step(x: Any, previous: Any, v: Any) -> None:
+        _two_sum(np, i, x, j, q, scratch)
+        np.add(q, low_i, out=low_i)  # ej = ej + ei, in the ei buffer
+        if leak is not None:
+            np.subtract(leak, previous, out=q)
+            np.add(q, j, out=q)
+        else:
+            np.subtract(j, previous, out=q)
+        np.subtract(low_i, low_v, out=scratch)
+        np.add(q, scratch, out=q)  # s
+        np.multiply(q, a, out=q)
+        np.add(q, low_v, out=q)
+        _two_sum(np, previous, q, v, low_v, scratch)
+        np.multiply(j, d, out=q)
+        np.subtract(low_i, q, out=q)
+        _two_sum(np, j, q, i, low_i, scratch)
+
+    return step
 
 
 #: the dtypes whose scans run the compiled loops where they can (numba has no

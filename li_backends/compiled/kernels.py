@@ -79,14 +79,33 @@ def _at_overload(values, k):
     return lambda values, k: values
 
 
+def _drive(leak, v, j):  # pragma: no cover - replaced by the overload when compiled
+    """``(v_leak - v) + j``, or ``j - v`` where ``leak`` is None (no leak)."""
+
+
+@overload(_drive, inline="always")
+def _drive_overload(leak, v, j):
+    if isinstance(leak, types.NoneType):
+        return lambda leak, v, j: j - v
+    return lambda leak, v, j: (leak - v) + j
+
+
+@numba.njit(inline="always")
+def _two_sum(p, q):  # pragma: no cover
+    """``p + q`` and its rounding error, exactly (TwoSum, branch-free)."""
+    s = p + q
+    z = s - p
+    return s, (p - (s - z)) + (q - z)
+
+
 @numba.njit(cache=True)
-def scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end, lo, hi):  # pragma: no cover
+def scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_end, lo, hi):  # pragma: no cover
     """The forward scan of neurons ``lo`` to ``hi - 1``. Writes ``v_t`` to
     ``voltages[t]``, ``i_t`` to ``currents[t]`` and ``j_t`` to ``js[t]``
     where those have rows, and the final current to ``i_end``::
 
         j_t = i_{t-1} + x_t
-        v_t = v_{t-1} + ((v_leak - v_{t-1}) + j_t)*a     (without v_leak: (j_t - v_{t-1})*a)
+        v_t = v_{t-1} + ((v_leak - v_{t-1}) + j_t)*a     (v_leak None: (j_t - v_{t-1})*a)
         i_t = j_t - j_t*d
 
     plain, or with ``compensated`` in the float-float form of the module's
@@ -94,19 +113,22 @@ def scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end
     """
     record, keep = currents.shape[0] > 0, js.shape[0] > 0
     v, i, j = v0[lo:hi].copy(), i0[lo:hi].copy(), np.empty(hi - lo, v0.dtype)
+    ev, ei = np.zeros(hi - lo, v0.dtype), np.zeros(hi - lo, v0.dtype)
     rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
     for t in range(xs.shape[0]):
         x_t, v_t = xs[t, lo:hi], voltages[t, lo:hi]
-        if has_leak:
+        if compensated:
             for k in range(hi - lo):
-                j[k] = i[k] + x_t[k]
-                v[k] = v[k] + ((_at(leak, k) - v[k]) + j[k]) * _at(rate_v, k)
-                i[k] = j[k] - j[k] * _at(rate_i, k)
+                j[k], ej = _two_sum(i[k], x_t[k])
+                ej = ej + ei[k]
+                s = _drive(_at(leak, k), v[k], j[k]) + (ej - ev[k])
+                v[k], ev[k] = _two_sum(v[k], s * _at(rate_v, k) + ev[k])
+                i[k], ei[k] = _two_sum(j[k], ej - j[k] * _at(rate_i, k))
                 v_t[k] = v[k]
         else:
             for k in range(hi - lo):
                 j[k] = i[k] + x_t[k]
-                v[k] = v[k] + (j[k] - v[k]) * _at(rate_v, k)
+                v[k] = v[k] + _drive(_at(leak, k), v[k], j[k]) * _at(rate_v, k)
                 i[k] = j[k] - j[k] * _at(rate_i, k)
                 v_t[k] = v[k]
         if record:
@@ -118,7 +140,7 @@ def scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end
 
 @numba.njit(cache=True)
 def scan_backward_block(
-    gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, lo, hi
+    gv, gis, gi_end, a, d, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, lo, hi
 ):  # pragma: no cover
     """The adjoint of neurons ``lo`` to ``hi - 1``, in reverse time from
     ``lam_T = 0`` and ``mu_T = gi_end`` (the gradient of the final current)::
@@ -144,19 +166,34 @@ def scan_backward_block(
     with_gi, parameters = gis.shape[0] > 0, js.shape[0] > 0
     rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
     mu, lam, kap = gi_end[lo:hi].copy(), np.zeros(hi - lo, dx.dtype), np.empty(hi - lo, dx.dtype)
+    em, el, ek = np.zeros(hi - lo, dx.dtype), np.zeros(hi - lo, dx.dtype), np.zeros(hi - lo, dx.dtype)
     shares = hi - lo if parameters else 0
     sum_a, sum_d, sum_lam = np.zeros(shares), np.zeros(shares), np.zeros(shares)
     for t in range(dx.shape[0] - 1, -1, -1):
         gv_t, dx_t = gv[t * every_v, lo:hi], dx[t, lo:hi]
         kap[:] = mu
-        if with_gi:
-            gi_t = gis[t * every_i, lo:hi]
+        if compensated:
+            ek[:] = em
+            if with_gi:
+                gi_t = gis[t * every_i, lo:hi]
+                for k in range(hi - lo):
+                    kap[k], e = _two_sum(mu[k], gi_t[k])
+                    ek[k] = e + em[k]
             for k in range(hi - lo):
-                kap[k] = gi_t[k] + mu[k]
-        for k in range(hi - lo):
-            lam[k] = gv_t[k] + (lam[k] - _at(rate_v, k) * lam[k])
-            mu[k] = _at(rate_v, k) * lam[k] + (kap[k] - _at(rate_i, k) * kap[k])
-            dx_t[k] = mu[k]
+                step = (gv_t[k] - lam[k] * _at(rate_v, k)) + (el[k] - el[k] * _at(rate_v, k))
+                lam[k], el[k] = _two_sum(lam[k], step)
+                step = lam[k] * _at(rate_v, k) + (ek[k] - kap[k] * _at(rate_i, k))
+                mu[k], em[k] = _two_sum(kap[k], step)
+                dx_t[k] = mu[k]
+        else:
+            if with_gi:
+                gi_t = gis[t * every_i, lo:hi]
+                for k in range(hi - lo):
+                    kap[k] = gi_t[k] + mu[k]
+            for k in range(hi - lo):
+                lam[k] = gv_t[k] + (lam[k] - _at(rate_v, k) * lam[k])
+                mu[k] = _at(rate_v, k) * lam[k] + (kap[k] - _at(rate_i, k) * kap[k])
+                dx_t[k] = mu[k]
         if parameters:
             j_t = js[t, lo:hi]
             before = voltages[t - 1, lo:hi] if t > 0 else v0[lo:hi]
@@ -166,24 +203,31 @@ def scan_backward_block(
                 sum_d[k] -= np.float64(kap[k]) * np.float64(j_t[k])
                 sum_lam[k] += lam[k]
     for k in range(hi - lo):
-        dv0[lo + k] = lam[k] - _at(rate_v, k) * lam[k]
+        if compensated:
+            dv0[lo + k] = (lam[k] - lam[k] * _at(rate_v, k)) + (el[k] - el[k] * _at(rate_v, k))
+        else:
+            dv0[lo + k] = lam[k] - _at(rate_v, k) * lam[k]
     for k in range(shares):
         da[lo + k], dd[lo + k], dv_leak[lo + k] = sum_a[k], sum_d[k], _at(rate_v, k) * sum_lam[k]
 
 
 @numba.njit(parallel=True, cache=True)
-def scan(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end, block):  # pragma: no cover
+def scan(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_end, block):  # pragma: no cover
     """:func:`scan_block` on every block of ``block`` neurons, in parallel."""
     n = xs.shape[1]
     for b in numba.prange((n + block - 1) // block):
         lo, hi = b * block, min(n, (b + 1) * block)
-        scan_block(xs, v0, i0, a, d, v_leak, has_leak, voltages, currents, js, i_end, lo, hi)
+        scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_end, lo, hi)
 
 
 @numba.njit(parallel=True, cache=True)
-def scan_backward(gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, block):  # pragma: no cover
+def scan_backward(
+    gv, gis, gi_end, a, d, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, block
+):  # pragma: no cover
     """:func:`scan_backward_block` on every block of ``block`` neurons, in parallel."""
     n = dx.shape[1]
     for b in numba.prange((n + block - 1) // block):
         lo, hi = b * block, min(n, (b + 1) * block)
-        scan_backward_block(gv, gis, gi_end, a, d, v0, voltages, js, v_leak, dx, dv0, da, dd, dv_leak, lo, hi)
+        scan_backward_block(
+            gv, gis, gi_end, a, d, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, lo, hi
+        )
