@@ -1,12 +1,12 @@
 """The ``numpy`` backend: in-place NumPy ufuncs on preallocated buffers.
 
 The scan's loop allocates its outputs and its work buffers once (one
-scratch buffer, which ends as the final voltage, and in float32 four more)
+scratch buffer, which ends as the final voltage, and in float32 five more)
 and then runs the recurrences of the contract (docs/contract.md), section 1
 in their increment forms with ``out=`` ufuncs, so no step allocates: plain
 in float64, and in float32 compensated (each state carries its rounding
-error, the float-float recurrences of :mod:`li_backends.compiled.kernels`,
-operation for operation, so the compiled loop gives the same bits); with
+error: :func:`li_core.float_float.forward_step`, operation for operation
+the compiled kernels', which give the same bits); with
 weights, all ``T`` steps are projected by one matmul first. For few neurons per step and long runs
 (:func:`li_core.blocked_scan.chunk_length`) the scan runs the time-blocked
 scan of :mod:`li_core.blocked_scan` with that loop as its lane scan: each of
@@ -23,7 +23,8 @@ from typing import Any
 
 import li_core
 from li_backends import compiled
-from li_core.blocked_scan import blocked_scan, chunk_length
+from li_core import float_float
+from li_core.blocked_scan import blocked_scan, chunk_length, compensated
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -183,7 +184,14 @@ class NumPyBackend(li_core.Backend):
         currents = np.empty((steps, *shape), dtype=dtype) if record_states else None
         current = np.array(np.broadcast_to(state.i, shape), dtype=compute)  # our own buffer
         scratch = np.empty(shape, dtype=compute)
-        step = (_compensated_step if compiled.compensated(compute) else _plain_step)(np, current, scratch, a, d, leak)
+        if compensated(compute):  # float-float, operation for operation the compiled kernels' (same bits)
+            j, carried = np.empty(shape, compute), float_float.forward_step(np, current, a, d, leak)
+
+            def step(x: Any, previous: Any, v: Any) -> None:
+                carried(x, previous, current, v, j, current)
+
+        else:
+            step = _plain_step(np, current, scratch, a, d, leak)
         # float16 keeps its voltage in two float32 buffers, in turns (a step
         # reads one and writes the other); otherwise the previous voltage is
         # the last output row (first: the caller's, read only)
@@ -225,53 +233,6 @@ def _plain_step(np: Any, current: Any, scratch: Any, a: Any, d: Any, leak: Any) 
         np.add(previous, scratch, out=v)  # v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t)
         np.multiply(j, d, out=scratch)
         np.subtract(j, scratch, out=j)  # i_t = j_t - d*j_t
-
-    return step
-
-
-def _two_sum(np: Any, p: Any, q: Any, s: Any, e: Any, z: Any) -> None:
-    """``s = p + q`` and its rounding error ``e``, exactly (TwoSum:
-    ``z = s - p``, ``e = (p - (s - z)) + (q - z)``); the buffers ``s``,
-    ``e`` and ``z`` are none of ``p`` and ``q``, nor each other."""
-    np.add(p, q, out=s)
-    np.subtract(s, p, out=z)
-    np.subtract(s, z, out=e)
-    np.subtract(p, e, out=e)
-    np.subtract(q, z, out=z)
-    np.add(e, z, out=e)
-
-
-def _compensated_step(np: Any, current: Any, scratch: Any, a: Any, d: Any, leak: Any) -> Any:
-    """The step of :meth:`NumPyBackend.loop` in float32, as :func:`_plain_step`
-    but carrying each state's rounding error (``ev``, ``ei``, zero at the
-    start) in the float-float form of :mod:`li_backends.compiled.kernels`,
-    operation for operation (so the compiled loop has these bits)::
-
-        j, ej = TwoSum(i, x);   ej = ej + ei
-        s     = ((v_leak - v) + j) + (ej - ev)      (without a leak: (j - v) + (ej - ev))
-        v, ev = TwoSum(v, s*a + ev)
-        i, ei = TwoSum(j, ej - j*d)
-
-    ``ei`` holds ``ej`` within a step; four work buffers besides ``scratch``."""
-    i = current
-    j, low_i, low_v, q = (np.zeros_like(current) for _ in range(4))
-
-    def step(x: Any, previous: Any, v: Any) -> None:
-        _two_sum(np, i, x, j, q, scratch)
-        np.add(q, low_i, out=low_i)  # ej = ej + ei, in the ei buffer
-        if leak is not None:
-            np.subtract(leak, previous, out=q)
-            np.add(q, j, out=q)
-        else:
-            np.subtract(j, previous, out=q)
-        np.subtract(low_i, low_v, out=scratch)
-        np.add(q, scratch, out=q)  # s
-        np.multiply(q, a, out=q)
-        np.add(q, low_v, out=q)
-        _two_sum(np, previous, q, v, low_v, scratch)
-        np.multiply(j, d, out=q)
-        np.subtract(low_i, q, out=q)
-        _two_sum(np, j, q, i, low_i, scratch)
 
     return step
 

@@ -27,6 +27,8 @@ import math
 import os
 from typing import Any
 
+from li_core.blocked_scan import compensated
+
 #: set to False to run the NumPy and torch loops (and the blocked scan) where
 #: the compiled loops would (the tests and the benchmarks compare both)
 ENABLED = True
@@ -93,13 +95,6 @@ def threads(count: int | None = None) -> str:
     if count:
         numba.set_num_threads(count)
     return f"compiled loops: numba {numba.__version__}, {numba.get_num_threads()} threads"
-
-
-def compensated(dtype: Any) -> bool:
-    """Whether the kernels run the float-float (compensated) recurrences for
-    arrays of ``dtype``: float32 (and the half types computed in it) does,
-    float64 runs the plain ones (:mod:`.kernels`)."""
-    return dtype == "float32"
 
 
 @functools.cache
