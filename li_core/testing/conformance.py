@@ -29,7 +29,7 @@ from li_core.arrays import HALF, dtype_name, library_name
 from .cases import Case, convert, ladder_case, random_case, slow_case
 from .exact import exact_scan
 from .gradients import GRADIENT_NAMES, gradient_api, reference_gradients
-from .long_runs import long_gradients, long_scan
+from .long_runs import RUNS, long_gradients, long_scan, run_length
 from .pytest_plugin import chosen_backends
 from .targets import Target, targets_for
 from .tolerances import assert_matches
@@ -656,52 +656,44 @@ def test_slow_neuron_gradients_match_reference(target: Target) -> None:
 
 # --- long runs of slow neurons: absorption -----------------------------------
 
-#: ``(what, slowest dt*tau_inv, steps)``: the long runs of the contract, section 4
-LONG_RUNS = (("rates down to 1e-6", 1e-6, 10**6), ("absorption: rates down to 1e-9", 1e-9, 100_000))
-#: the shorter runs of backends that take one Python-level step at a time
-SHORT_RUNS = (("rates down to 1e-4", 1e-4, 10**4), ("absorption: rates down to 1e-9", 1e-9, 10**4))
-#: backends too slow for :data:`LONG_RUNS` (the Array API reference, stepping in Python)
-STEPWISE_BACKENDS = frozenset({"array_api"})
 
-
-def long_run(target: Target, run: int) -> tuple[str, Case, bool]:
-    """The target's long run number ``run`` (short where it steps in Python):
-    its name, its case and whether it is the full-length one. Half precision
-    is held to the slow neurons above, down to 1e-2, where it can resolve
-    the decay at all."""
+def long_run(target: Target, name: str) -> tuple[str, Case, bool]:
+    """The target's long run ``name`` (shorter where the backend steps in
+    Python): what it is, its case and whether it is the full-length one.
+    Half precision is held to the slow neurons above, down to 1e-2, where it
+    can resolve the decay at all."""
     if target.dtype in HALF:
         pytest.skip(f"{target.dtype} cannot resolve rates below 1e-2 (checked above, down to 1e-2)")
-    full = target.backend.name not in STEPWISE_BACKENDS
-    what, slowest, steps = (LONG_RUNS if full else SHORT_RUNS)[run]
-    return f"{what} over {steps:,} steps", ladder_case(slowest, steps), full
+    slowest, steps, full = run_length(name, target.backend.name)
+    return f"{name}: dt*tau_inv down to {slowest:g} over {steps:,} steps", ladder_case(slowest, steps), full
 
 
 @functools.lru_cache(maxsize=2)
-def _long_expected(slowest: float, steps: int, dtype: str) -> tuple[np.ndarray, LIState]:
-    """The float64 result of the rounded long run (kept: every backend of a
-    ``li check`` run compares with it)."""
+def _long_expected(name: str, dtype: str) -> tuple[np.ndarray, LIState]:
+    """The float64 result of the full-length long run ``name`` rounded to
+    ``dtype`` (kept: every backend of a ``li check`` run compares with it)."""
+    slowest, steps = RUNS[name][0]
     rounded = convert(ladder_case(slowest, steps), lambda a: np.asarray(a, dtype=dtype).astype(np.float64))
     return long_scan(rounded)
 
 
-@pytest.mark.parametrize("run", [0, 1], ids=["rates to 1e-6", "absorption"])
-def test_long_runs_of_slow_neurons_match_reference(target: Target, run: int) -> None:
+@pytest.mark.parametrize("run", list(RUNS))
+def test_long_runs_of_slow_neurons_match_reference(target: Target, run: str) -> None:
     """``dt*tau_inv`` from 1 down to 1e-6 per neuron over 10^6 steps, and
     down to 1e-9 over 100,000: a step changes a slow neuron's ``v`` by less
     than half a unit in its last place in float32, so a plain float32
     recurrence rounds the changes away and drifts; one that carries its
     rounding error keeps the tolerance. Backends that step in Python run
-    10^4 steps (rates down to 1e-4, and 1e-9)."""
+    shorter cases (:data:`li_core.testing.long_runs.RUNS`)."""
     what, case, full = long_run(target, run)
     if full:
-        _, slowest, steps = LONG_RUNS[run]
-        check_scan(target, case, what, lambda _: _long_expected(slowest, steps, target.dtype))
+        check_scan(target, case, what, lambda _: _long_expected(run, target.dtype))
     else:
         check_scan(target, case, what)
 
 
-@pytest.mark.parametrize("run", [0, 1], ids=["rates to 1e-6", "absorption"])
-def test_long_run_gradients_match_reference(target: Target, run: int) -> None:
+@pytest.mark.parametrize("run", list(RUNS))
+def test_long_run_gradients_match_reference(target: Target, run: str) -> None:
     """The gradients (inputs, state, parameters) of a loss over every step of
     the long runs above, against the float64 adjoint."""
     _gradient_api(target)  # (skips before the case is made)

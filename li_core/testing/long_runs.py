@@ -22,6 +22,24 @@ from li_core.types import LIParameters, LIState
 from .cases import Case
 from .gradients import _reduce_to
 
+#: the long runs of the contract, section 4, by name: the slowest
+#: ``dt*tau_inv`` and the steps at full length, and for backends that step in
+#: Python (:data:`STEPWISE_BACKENDS`). Those compute float32 plainly, as the
+#: model is written: they run a rung of the ladder that plain float32 holds
+#: (rates down to 1e-4) and absorption for as long as it stays within the
+#: tolerance (2,000 steps: 0.51 of it, 1.0 at 4,000)
+RUNS = {"rates to 1e-6": ((1e-6, 10**6), (1e-4, 10**4)), "absorption": ((1e-9, 100_000), (1e-9, 2_000))}
+#: backends too slow for 10^6 steps: the Array API reference, one Python-level step at a time
+STEPWISE_BACKENDS = frozenset({"array_api"})
+
+
+def run_length(name: str, backend: str) -> tuple[float, int, bool]:
+    """The slowest rate and the steps of the long run ``name`` for the backend
+    called ``backend``, and whether that is the full-length run."""
+    full = backend not in STEPWISE_BACKENDS
+    slowest, steps = RUNS[name][0 if full else 1]
+    return slowest, steps, full
+
 
 def _numpy_scan(xs: np.ndarray, state: LIState, p: LIParameters, dt: float, record_states: bool) -> tuple:
     """The ``numpy`` backend's scan, without weights (a lane scan)."""
