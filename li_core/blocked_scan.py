@@ -5,10 +5,12 @@ A scan over ``T`` steps of ``n`` neurons pays a fixed overhead per step. When
 chunks of ``L`` steps and the chunks are scanned together as ``K * n`` lanes:
 
 1. :func:`chunk_ends` scans every chunk from rest (``v = v_leak``, ``i = 0``):
-   ``L`` steps over ``K * n`` lanes, keeping only each chunk's final state;
+   ``L`` steps over ``K * n`` lanes, keeping only each chunk's final
+   deviation from rest;
 2. :func:`carry` walks the ``K`` chunk boundaries (``K`` steps over ``n``
-   lanes): a chunk's entering state is the previous chunk's final state from
-   rest plus what ``L`` input-free steps make of the previous entering state,
+   lanes): a chunk's entering state is rest plus the previous chunk's final
+   deviation from rest plus what ``L`` input-free steps make of the previous
+   entering state's deviation,
    using the :class:`ChunkTransition` that :func:`chunk_transition` obtains by
    an input-free scan of ``L`` steps;
 3. :func:`rescan_chunks` scans every chunk again from its entering state,
@@ -21,7 +23,7 @@ the chunk length of :func:`chunk_length`. Every recurrence is in increment form,
 section 1). In float32 (and half precision, computed in float32) every state
 update of :func:`scan_lanes` and of :func:`carry` is compensated: the state
 is a float-float pair whose low part carries the rounding error of each
-update (:func:`two_sum`), so a slow neuron's small changes are never
+update (``two_sum``), so a slow neuron's small changes are never
 absorbed by a large state; the low parts start at 0 in each call and are
 dropped at chunk boundaries. float64 runs the plain recurrences. The
 derivation, the accuracy argument and the measured crossover are in
@@ -61,6 +63,7 @@ __all__ = [
     "chunk_ends",
     "chunk_length",
     "chunk_transition",
+    "compensated",
     "from_chunks",
     "rescan_chunks",
     "scan_lanes",
@@ -468,7 +471,7 @@ def blocked_adjoint(
     ``dL/dv_init`` or the parameter gradients are wanted:
     ``dL/da = sum_t lam_t ((j_t - v_{t-1}) + v_leak)``,
     ``dL/dd = -sum_t kap_t j_t``, ``dL/dv_leak = a sum_t lam_t``, these sums
-    in float64 (:func:`_wide_sum`). Every recurrence is the forward scan's
+    in float64. Every recurrence is the forward scan's
     own, in increment form (compensated in float32, as :func:`scan_lanes`);
     nothing divides."""
     xp = namespace(gv)
