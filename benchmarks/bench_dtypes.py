@@ -115,7 +115,7 @@ def path(name: str) -> Iterator[None]:
     """The compiled loops and the blocked scan (of the ``numpy`` and, when
     installed, ``torch`` backends) on or off as :data:`PATHS` says."""
     use_compiled, blocked = PATHS[name]
-    torch_ops = importlib.import_module("li_backends.torch.ops") if _torch() is not None else None
+    torch_ops: Any = importlib.import_module("li_backends.torch.ops") if _torch() is not None else None
     saved = compiled.ENABLED, numpy_backend.BLOCKED, getattr(torch_ops, "BLOCKED", None)
     compiled.ENABLED, numpy_backend.BLOCKED = use_compiled, blocked
     if torch_ops is not None:
