@@ -291,3 +291,46 @@ def test_unraised_errors_are_caught(capsys, monkeypatch):
     code, outcomes, out = run(Correct(), capsys)
     assert code == 1
     assert "test_bad_input_raises_before_any_work[correct-float32-cpu]" in outcomes.failed, out
+
+
+class PlainFloat32(Correct):
+    """Runs the compiled loop without carrying its rounding error: the plain
+    float32 recurrence that every fast path ran before, which rounds a slow
+    neuron's small changes away."""
+
+    name = "plain-float32"
+
+    def scan(self, *args):
+        from li_backends import compiled
+
+        saved = compiled.compensated
+        compiled.compensated = lambda dtype: False
+        try:
+            return super().scan(*args)
+        finally:
+            compiled.compensated = saved
+
+
+def test_the_long_runs_catch_a_plain_float32_loop(capsys):
+    """Both long runs (rates to 1e-6 over 10^6 steps, absorption) fail the
+    plain float32 loop and pass the compensated one; float64 stays plain and
+    passes."""
+    from li_backends import compiled
+
+    if compiled.unavailable():
+        pytest.skip(f"the planted defect is in the compiled loop, which does not run here: {compiled.unavailable()}")
+    outcomes = Outcomes()
+    args = ["-q", "-k", "test_long_runs_of_slow_neurons_match_reference"]
+    code = run_conformance(
+        [PlainFloat32(), Correct()], dtypes=("float32", "float64"), pytest_args=args, plugins=[outcomes]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    for run in ("rates to 1e-6", "absorption"):
+        assert f"test_long_runs_of_slow_neurons_match_reference[plain-float32-float32-cpu-{run}]" in outcomes.failed, (
+            out
+        )
+        for backend, dtype in (("plain-float32", "float64"), ("correct", "float32"), ("correct", "float64")):
+            assert f"test_long_runs_of_slow_neurons_match_reference[{backend}-{dtype}-cpu-{run}]" in outcomes.passed, (
+                out
+            )
