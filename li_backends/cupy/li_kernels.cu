@@ -160,7 +160,8 @@ __global__ void li_step(
 // states, one to rescan them), 1.5x a copy's traffic, more than it can gain.
 // The launch bounds cap the registers (128 for the forward scan, 64 for the
 // float and __half adjoint, 128 for the double one, by ptxas -v on
-// sm_75..sm_90, without spills) so that 512 threads (1024 for the float
+// sm_75..sm_90, without spills but for 8 bytes of the compensated __half
+// adjoint on sm_90 (nvcc 13.0)) so that 512 threads (1024 for the float
 // adjoint) stay resident per multiprocessor, each with a group of loads in
 // flight, and blocks are small (kernels.py) so that few neurons still spread
 // over every multiprocessor. Blocks never exceed LI_MAX_BLOCK threads.
