@@ -669,10 +669,9 @@ def long_run(target: Target, name: str) -> tuple[str, Case, bool]:
 
 
 @functools.lru_cache(maxsize=2)
-def _long_expected(name: str, dtype: str) -> tuple[np.ndarray, LIState]:
-    """The float64 result of the full-length long run ``name`` rounded to
-    ``dtype`` (kept: every backend of a ``li check`` run compares with it)."""
-    slowest, steps = RUNS[name][0]
+def _long_expected(slowest: float, steps: int, dtype: str) -> tuple[np.ndarray, LIState]:
+    """The float64 result of a long run rounded to ``dtype`` (kept: every
+    backend of a ``li check`` run compares with it)."""
     rounded = convert(ladder_case(slowest, steps), lambda a: np.asarray(a, dtype=dtype).astype(np.float64))
     return long_scan(rounded)
 
@@ -685,11 +684,9 @@ def test_long_runs_of_slow_neurons_match_reference(target: Target, run: str) -> 
     recurrence rounds the changes away and drifts; one that carries its
     rounding error keeps the tolerance. Backends that step in Python run
     shorter cases (:data:`li_core.testing.long_runs.RUNS`)."""
-    what, case, full = long_run(target, run)
-    if full:
-        check_scan(target, case, what, lambda _: _long_expected(run, target.dtype))
-    else:
-        check_scan(target, case, what)
+    what, case, _ = long_run(target, run)
+    slowest, steps, _ = run_length(run, target.backend.name)
+    check_scan(target, case, what, lambda _: _long_expected(slowest, steps, target.dtype))
 
 
 @pytest.mark.parametrize("run", list(RUNS))
