@@ -393,3 +393,40 @@ def test_torch_loop_is_bitwise_the_compiled_loops(record_states, monkeypatch):
     want = _torch_gradients(torch, monkeypatch, False, *args)
     for name, g, w in zip(GRADIENT_NAMES, (got[0], *got[1]), (want[0], *want[1])):
         assert np.array_equal(_bits(g.numpy()), _bits(w.numpy())), f"{name}: not bitwise equal"
+
+
+@pytest.mark.parametrize("path", ["numpy compiled", "numpy loop", "torch compiled", "torch loop"])
+def test_a_non_finite_value_spoils_only_its_own_neuron(path, monkeypatch):
+    """An inf or NaN input (or initial voltage) makes its neuron's float32
+    voltages non-finite from that step on (TwoSum turns an inf into a NaN
+    low part, which the next step carries), and leaves every other neuron's
+    numbers bitwise as they are without it."""
+    rng = np.random.default_rng(11)
+    xs = rng.normal(size=(40, 5)).astype(np.float32)
+    v0 = rng.normal(size=5).astype(np.float32)
+    spoiled_xs, spoiled_v0 = xs.copy(), v0.copy()
+    spoiled_xs[3, 1], spoiled_xs[7, 2], spoiled_v0[4] = np.inf, np.nan, -np.inf
+    p = LIParameters(rng.uniform(1, 1000, 5).astype(np.float32), rng.uniform(1, 1000, 5).astype(np.float32), 0.25)
+    library, loop_kind = path.split()
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        from li_backends.torch import ops
+
+        monkeypatch.setattr(ops, "BLOCKED", False)
+        p = LIParameters(*(torch.from_numpy(q) if isinstance(q, np.ndarray) else q for q in p))
+    if loop_kind == "loop":
+        monkeypatch.setattr(compiled, "ENABLED", False)
+        monkeypatch.setattr(numpy_backend, "BLOCKED", False)
+    elif compiled.unavailable() is not None:
+        pytest.skip(f"the compiled loops do not run here: {compiled.unavailable()}")
+
+    def voltages(inputs, start):
+        if library == "torch":
+            inputs, start = torch.from_numpy(inputs), torch.from_numpy(start)
+        vs, _ = li_scan(inputs, LIState(start, start * 0), p=p, backend=library)
+        return np.asarray(vs)
+
+    clean, spoiled = voltages(xs, v0), voltages(spoiled_xs, spoiled_v0)
+    for neuron, first in ((1, 3), (2, 7), (4, 0)):
+        assert np.all(np.isfinite(spoiled[:first, neuron])) and not np.any(np.isfinite(spoiled[first:, neuron]))
+    assert np.array_equal(_bits(spoiled[:, [0, 3]]), _bits(clean[:, [0, 3]]))
