@@ -79,6 +79,23 @@ def _at_overload(values, k):
     return lambda values, k: values
 
 
+#: a block's arrays lie at least this many elements apart (see :func:`_arrays`)
+SPACING = 64
+
+
+@numba.njit(inline="always")
+def _arrays(count, n, dtype):  # pragma: no cover
+    """``count`` zeroed arrays of ``n`` elements: the rows ``1`` to ``count``
+    of one allocation, at least :data:`SPACING` elements apart and as far
+    from its ends. A
+    vectorised loop checks at run time that the arrays it writes lie more
+    than a few vectors away from those it reads, and runs its scalar version
+    where they do not: separate small arrays (a few neurons) often lie that
+    close together."""
+    stride = (n + 2 * SPACING - 1) // SPACING * SPACING
+    return np.zeros((count + 2, stride), dtype)
+
+
 def _drive(leak, v, j):  # pragma: no cover - replaced by the overload when compiled
     """``(v_leak - v) + j``, or ``j - v`` where ``leak`` is None (no leak)."""
 
@@ -111,14 +128,15 @@ def scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_
     plain, or with ``compensated`` in the float-float form of the module's
     docstring (the high parts written).
     """
-    record, keep = currents.shape[0] > 0, js.shape[0] > 0
-    v, i, j = v0[lo:hi].copy(), i0[lo:hi].copy(), np.empty(hi - lo, v0.dtype)
-    ev, ei = np.zeros(hi - lo, v0.dtype), np.zeros(hi - lo, v0.dtype)
+    record, keep, n = currents.shape[0] > 0, js.shape[0] > 0, hi - lo
+    block = _arrays(5, n, v0.dtype)
+    v, i, j, ev, ei = block[1, :n], block[2, :n], block[3, :n], block[4, :n], block[5, :n]
+    v[:], i[:] = v0[lo:hi], i0[lo:hi]
     rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
     for t in range(xs.shape[0]):
         x_t, v_t = xs[t, lo:hi], voltages[t, lo:hi]
         if compensated:
-            for k in range(hi - lo):
+            for k in range(n):
                 j[k], ej = _two_sum(i[k], x_t[k])
                 ej = ej + ei[k]
                 s = _drive(_at(leak, k), v[k], j[k]) + (ej - ev[k])
@@ -126,7 +144,7 @@ def scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_
                 i[k], ei[k] = _two_sum(j[k], ej - j[k] * _at(rate_i, k))
                 v_t[k] = v[k]
         else:
-            for k in range(hi - lo):
+            for k in range(n):
                 j[k] = i[k] + x_t[k]
                 v[k] = v[k] + _drive(_at(leak, k), v[k], j[k]) * _at(rate_v, k)
                 i[k] = j[k] - j[k] * _at(rate_i, k)
@@ -165,9 +183,11 @@ def scan_backward_block(
     every_v, every_i = 1 if gv.shape[0] > 1 else 0, 1 if gis.shape[0] > 1 else 0
     with_gi, parameters = gis.shape[0] > 0, js.shape[0] > 0
     rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
-    mu, lam, kap = gi_end[lo:hi].copy(), np.zeros(hi - lo, dx.dtype), np.empty(hi - lo, dx.dtype)
-    em, el, ek = np.zeros(hi - lo, dx.dtype), np.zeros(hi - lo, dx.dtype), np.zeros(hi - lo, dx.dtype)
-    shares = hi - lo if parameters else 0
+    n = hi - lo
+    block = _arrays(6, n, dx.dtype)
+    mu, lam, kap, em, el, ek = block[1, :n], block[2, :n], block[3, :n], block[4, :n], block[5, :n], block[6, :n]
+    mu[:] = gi_end[lo:hi]
+    shares = n if parameters else 0
     sum_a, sum_d, sum_lam = np.zeros(shares), np.zeros(shares), np.zeros(shares)
     for t in range(dx.shape[0] - 1, -1, -1):
         gv_t, dx_t = gv[t * every_v, lo:hi], dx[t, lo:hi]
@@ -176,10 +196,10 @@ def scan_backward_block(
             ek[:] = em
             if with_gi:
                 gi_t = gis[t * every_i, lo:hi]
-                for k in range(hi - lo):
+                for k in range(n):
                     kap[k], e = _two_sum(mu[k], gi_t[k])
                     ek[k] = e + em[k]
-            for k in range(hi - lo):
+            for k in range(n):
                 step = (gv_t[k] - lam[k] * _at(rate_v, k)) + (el[k] - el[k] * _at(rate_v, k))
                 lam[k], el[k] = _two_sum(lam[k], step)
                 step = lam[k] * _at(rate_v, k) + (ek[k] - kap[k] * _at(rate_i, k))
@@ -188,21 +208,21 @@ def scan_backward_block(
         else:
             if with_gi:
                 gi_t = gis[t * every_i, lo:hi]
-                for k in range(hi - lo):
+                for k in range(n):
                     kap[k] = gi_t[k] + mu[k]
-            for k in range(hi - lo):
+            for k in range(n):
                 lam[k] = gv_t[k] + (lam[k] - _at(rate_v, k) * lam[k])
                 mu[k] = _at(rate_v, k) * lam[k] + (kap[k] - _at(rate_i, k) * kap[k])
                 dx_t[k] = mu[k]
         if parameters:
             j_t = js[t, lo:hi]
             before = voltages[t - 1, lo:hi] if t > 0 else v0[lo:hi]
-            for k in range(hi - lo):
+            for k in range(n):
                 drive = (_at(leak, k) - before[k]) + j_t[k]
                 sum_a[k] += np.float64(lam[k]) * np.float64(drive)
                 sum_d[k] -= np.float64(kap[k]) * np.float64(j_t[k])
                 sum_lam[k] += lam[k]
-    for k in range(hi - lo):
+    for k in range(n):
         if compensated:
             dv0[lo + k] = (lam[k] - lam[k] * _at(rate_v, k)) + (el[k] - el[k] * _at(rate_v, k))
         else:
