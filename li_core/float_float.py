@@ -14,7 +14,8 @@ bits.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def two_sum_into(xp: Any, p: Any, q: Any, s: Any, e: Any, z: Any) -> None:

@@ -316,7 +316,9 @@ def _ladder_gradients(torch, monkeypatch, case, dtype, compiled_loops=True):
     compiled loops or on torch's own loop (blocked scan off)."""
     rng = np.random.default_rng(5)
     w, g = (torch.tensor(rng.normal(size=shape), dtype=dtype) for shape in (case.xs.shape, case.xs.shape[1:]))
-    leaves = [torch.tensor(np.asarray(value), dtype=dtype, requires_grad=True) for value in (case.xs, *case.state, *case.p)]
+    leaves = [
+        torch.tensor(np.asarray(value), dtype=dtype, requires_grad=True) for value in (case.xs, *case.state, *case.p)
+    ]
     with monkeypatch.context() as patch:
         from li_backends.torch import ops
 

@@ -17,8 +17,16 @@ torch = pytest.importorskip("torch")
 import li_backends.torch as torch_backend  # noqa: E402 - after the importorskip above, which skips the module without the library
 from li_backends import compiled  # noqa: E402 - after the importorskip above, which skips the module without the library
 from li_backends.torch import loop, ops  # noqa: E402 - after the importorskip above, which skips the module without the library
-from li_core import LIParameters, LIState, get_backend, li_feed_forward_step, li_scan, li_step, reference  # noqa: E402 - after the importorskip above, which skips the module without the library
-from li_core import float_float  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core import (  # noqa: E402 - after the importorskip above, which skips the module without the library
+    LIParameters,
+    LIState,
+    float_float,
+    get_backend,
+    li_feed_forward_step,
+    li_scan,
+    li_step,
+    reference,
+)
 from li_core.testing import assert_matches  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 DT = 1e-3

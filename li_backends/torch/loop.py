@@ -258,16 +258,17 @@ def backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, need_v0: bool, save
     shape = gv.shape[1:]
     gx = gv.new_empty(gv.shape)
     g_v0 = gv.new_zeros(shape)
-    v0 = voltages = js = v_leak = g_a = g_d = lam_sum = None
+    v0 = voltages = js = v_leak = None
+    shares: list = []
     if saved is not None:
         v0, voltages, js, v_leak = saved
-        g_a, g_d, lam_sum = (gv.new_zeros(shape, dtype=torch.float64) for _ in range(3))  # summed in float64
+        shares = [gv.new_zeros(shape, dtype=torch.float64) for _ in range(3)]  # summed in float64
     scaled = saved is None and not need_v0 and not compensated(gv.dtype)
-    pieces = _cut(shape, gv, gi, a, d, gx, g_v0, v0, voltages, js, v_leak, g_a, g_d, lam_sum)
+    pieces = _cut(shape, gv, gi, a, d, gx, g_v0, v0, voltages, js, v_leak, *(shares or (None,) * 3))
     _each(functools.partial(_backward_piece, record, scaled), pieces)
     grads = [gx, g_v0, gx[0].clone()]
-    if lam_sum is not None:
-        grads += [share.to(gv.dtype) for share in (g_a, g_d, lam_sum * a)]
+    if shares:
+        grads += [share.to(gv.dtype) for share in (*shares[:2], shares[2] * a)]
     return grads
 
 
