@@ -23,21 +23,26 @@ state's deviation from rest,
 of :mod:`li_core.blocked_scan` run where the blocks live:
 
 1. every time chunk but the last is scanned from rest (``chunk_ends``), one
-   task per block, keeping only its final state ``e_k``;
+   task per block, keeping only its final deviation from rest ``e_k``;
 2. one task per column of neuron blocks walks the ``K - 1`` boundaries
    (``carry``): chunk 0 enters at the initial state and chunk ``k + 1`` at
-   ``e_k + M^L (s_k - rest)``, with ``M^L`` from ``chunk_transition``, an
-   input-free scan of ``L`` steps itself (no power, no closed form, no
+   ``rest + e_k + M^L (s_k - rest)``, with ``M^L`` from ``chunk_transition``,
+   an input-free scan of ``L`` steps itself (no power, no closed form, no
    division);
 3. every block is scanned again from its entering state (``rescan_chunks``),
    which gives each step as the one-step-at-a-time loop computes it.
 
 Phase 3 rescans rather than adding ``M^t (s_k - rest)`` to phase 1's
 voltages: the same cost, the loop's own arithmetic, and phase 1 keeps only
-``K`` small states. The derivation and the accuracy argument are in
-docs/model.md ("Few neurons, long runs: the blocked scan"); docs/dask.md
-covers clusters, chunking and Zarr output. Time chunks must have one length
-(the last may differ); other chunkings are rechunked to the longest.
+``K`` small states. In float32 each chunk's scans are the block backend's,
+which carry their rounding error within the chunk, and the walk over the
+boundaries carries its own (:func:`li_core.blocked_scan.carry`); the
+entering states come from that walk, not from the rounded end of the
+previous chunk's rescan, so no rounding accumulates from chunk to chunk. The
+derivation and the accuracy argument are in docs/model.md ("Few neurons,
+long runs: the blocked scan"); docs/dask.md covers clusters, chunking and
+Zarr output. Time chunks must have one length but the last, which may be
+shorter or longer; other chunkings are rechunked to the longest.
 
 Half precision is computed in float32 (the inputs cast block by block) and
 returned in its own dtype. The state, weights and parameters reach each task
@@ -420,7 +425,8 @@ def _fresh_task(x: Any, slices: Any = None, *checked: Any, dtype: Any) -> Any:
 
 def _chunk_end_task(x: Any, *pairs: Any, backend: str, dt: float) -> Any:
     """Phase 1 on a block ``[L, *block]`` with the parameters' pairs: its
-    final state scanned from rest, stacked as ``[1, 2, *block]`` (``v``, ``i``)."""
+    final deviation from rest (:func:`li_core.blocked_scan.chunk_ends`),
+    stacked as ``[1, 2, *block]`` (``v - v_leak``, ``i``)."""
     chosen, p = _pieces(backend, x, pairs)
     xp = namespace(x)
     end = chunk_ends(xp.expand_dims(x, axis=1), LIParameters(*p), dt, _lane_scan(chosen))
@@ -428,8 +434,8 @@ def _chunk_end_task(x: Any, *pairs: Any, backend: str, dt: float) -> Any:
 
 
 def _carry_task(ends: Any, *pairs: Any, backend: str, dt: float, length: int) -> tuple[Any, Any]:
-    """Phase 2 on a column of neuron blocks: the ends from rest of chunks
-    ``0 .. K-2``, ``[K-1, 2, *block]``, and the initial state and the
+    """Phase 2 on a column of neuron blocks: the ends of chunks ``0 .. K-2``
+    from rest, as deviations from it, ``[K-1, 2, *block]``, and the initial state and the
     parameters (pairs) give the state entering each of the ``K`` chunks,
     ``(v, i)`` of ``[K, *block]``."""
     chosen, (v0, i0, *values) = _pieces(backend, ends, pairs)

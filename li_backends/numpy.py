@@ -1,10 +1,13 @@
 """The ``numpy`` backend: in-place NumPy ufuncs on preallocated buffers.
 
-The scan's loop allocates its outputs and one scratch buffer (which ends as
-the final voltage) once and then runs the recurrences of the contract
-(docs/contract.md), section 1 in their increment forms with ``out=`` ufuncs,
-so no step allocates; with weights, all ``T`` steps are projected by one
-matmul first. For few neurons per step and long runs
+The scan's loop allocates its outputs and its work buffers once (one
+scratch buffer, which ends as the final voltage, and in float32 five more)
+and then runs the recurrences of the contract (docs/contract.md), section 1
+in their increment forms with ``out=`` ufuncs, so no step allocates: plain
+in float64, and in float32 compensated (each state carries its rounding
+error: :func:`li_core.float_float.forward_step`, operation for operation
+the compiled kernels', which give the same bits); with
+weights, all ``T`` steps are projected by one matmul first. For few neurons per step and long runs
 (:func:`li_core.blocked_scan.chunk_length`) the scan runs the time-blocked
 scan of :mod:`li_core.blocked_scan` with that loop as its lane scan: each of
 its phases allocates the loop's buffers once, for all chunks. float16 is
@@ -20,7 +23,8 @@ from typing import Any
 
 import li_core
 from li_backends import compiled
-from li_core.blocked_scan import blocked_scan, chunk_length
+from li_core import float_float
+from li_core.blocked_scan import blocked_scan, chunk_length, compensated
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -175,40 +179,63 @@ class NumPyBackend(li_core.Backend):
         steps, shape = xs.shape[0], xs.shape[1:]
         p = _as_compute(np, compute, p)
         a, d = rates(p, dt)
-        v_leak = p.v_leak
-        has_leak = _has_leak(v_leak)
+        leak = p.v_leak if _has_leak(p.v_leak) else None
 
         voltages = np.empty((steps, *shape), dtype=dtype)
         currents = np.empty((steps, *shape), dtype=dtype) if record_states else None
-        j = np.array(np.broadcast_to(state.i, shape), dtype=compute)  # our own buffer
+        current = np.array(np.broadcast_to(state.i, shape), dtype=compute)  # our own buffer
         scratch = np.empty(shape, dtype=compute)
-        # float16 keeps its voltage in a float32 buffer between steps; otherwise
-        # the previous voltage is the last output row (first: the caller's, read only)
-        staging = np.array(np.broadcast_to(state.v, shape), dtype=compute) if compute != dtype else None
-        previous = staging if staging is not None else np.broadcast_to(state.v, shape)
+        if compensated(compute):  # float-float, operation for operation the compiled kernels' (same bits)
+            j, carried = np.empty(shape, compute), float_float.forward_step(np, current, a, d, leak)
+
+            def step(x: Any, previous: Any, v: Any) -> None:
+                carried(x, previous, current, v, j, current)
+
+        else:
+            step = _plain_step(np, current, scratch, a, d, leak)
+        # float16 keeps its voltage in two float32 buffers, in turns (a step
+        # reads one and writes the other); otherwise the previous voltage is
+        # the last output row (first: the caller's, read only)
+        staging = None
+        if compute != dtype:
+            staging = (np.array(np.broadcast_to(state.v, shape), dtype=compute), np.empty(shape, compute))
+        previous = staging[0] if staging is not None else np.broadcast_to(state.v, shape)
         for t in range(steps):
-            np.add(j, xs[t, ...], out=j)  # j_t = i_{t-1} + x_t
-            if has_leak:
-                np.subtract(v_leak, previous, out=scratch)
-                np.add(scratch, j, out=scratch)
-            else:
-                np.subtract(j, previous, out=scratch)  # (0 - v) + j, exactly
-            np.multiply(scratch, a, out=scratch)
-            v = staging if staging is not None else voltages[t, ...]
-            np.add(previous, scratch, out=v)  # v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t)
-            np.multiply(j, d, out=scratch)
-            np.subtract(j, scratch, out=j)  # i_t = j_t - d*j_t
+            v = staging[(t + 1) % 2] if staging is not None else voltages[t, ...]
+            step(xs[t, ...], previous, v)
             if staging is not None:
-                voltages[t, ...] = staging
+                voltages[t, ...] = v
             if currents is not None:
-                currents[t, ...] = j
+                currents[t, ...] = current
             previous = v
         if record_states:
             return voltages, LIState(voltages.copy(), currents)
         if staging is not None:
-            return voltages, LIState(staging.astype(dtype), j.astype(dtype))
+            return voltages, LIState(previous.astype(dtype), current.astype(dtype))
         np.copyto(scratch, previous)  # the scratch buffer becomes the final voltage
-        return voltages, LIState(scratch, j)
+        return voltages, LIState(scratch, current)
+
+
+def _plain_step(np: Any, current: Any, scratch: Any, a: Any, d: Any, leak: Any) -> Any:
+    """The plain step of :meth:`NumPyBackend.loop` (float64): ``step(x_t,
+    v_{t-1}, out)`` writes ``v_t`` into ``out`` (not ``v_{t-1}``'s buffer)
+    and turns ``current`` from ``i_{t-1}`` into ``i_t``, through ``j_t`` in
+    place; ``scratch`` is its one work buffer (free between steps)."""
+    j = current
+
+    def step(x: Any, previous: Any, v: Any) -> None:
+        np.add(j, x, out=j)  # j_t = i_{t-1} + x_t
+        if leak is not None:
+            np.subtract(leak, previous, out=scratch)
+            np.add(scratch, j, out=scratch)
+        else:
+            np.subtract(j, previous, out=scratch)  # (0 - v) + j, exactly
+        np.multiply(scratch, a, out=scratch)
+        np.add(previous, scratch, out=v)  # v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t)
+        np.multiply(j, d, out=scratch)
+        np.subtract(j, scratch, out=j)  # i_t = j_t - d*j_t
+
+    return step
 
 
 #: the dtypes whose scans run the compiled loops where they can (numba has no

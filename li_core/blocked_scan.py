@@ -5,10 +5,12 @@ A scan over ``T`` steps of ``n`` neurons pays a fixed overhead per step. When
 chunks of ``L`` steps and the chunks are scanned together as ``K * n`` lanes:
 
 1. :func:`chunk_ends` scans every chunk from rest (``v = v_leak``, ``i = 0``):
-   ``L`` steps over ``K * n`` lanes, keeping only each chunk's final state;
+   ``L`` steps over ``K * n`` lanes, keeping only each chunk's final
+   deviation from rest;
 2. :func:`carry` walks the ``K`` chunk boundaries (``K`` steps over ``n``
-   lanes): a chunk's entering state is the previous chunk's final state from
-   rest plus what ``L`` input-free steps make of the previous entering state,
+   lanes): a chunk's entering state is rest plus the previous chunk's final
+   deviation from rest plus what ``L`` input-free steps make of the previous
+   entering state's deviation,
    using the :class:`ChunkTransition` that :func:`chunk_transition` obtains by
    an input-free scan of ``L`` steps;
 3. :func:`rescan_chunks` scans every chunk again from its entering state,
@@ -18,8 +20,14 @@ That is about ``3 L + K`` steps instead of ``T``, about ``3.5 sqrt(T)`` with
 the chunk length of :func:`chunk_length`. Every recurrence is in increment form,
 ``v + a*((v_leak - v) + j)`` and ``j - d*j`` with ``a = dt*tau_mem_inv`` and
 ``d = dt*tau_syn_inv``, and nothing is divided (the contract, docs/contract.md,
-section 1). The derivation, the accuracy argument and the measured crossover
-are in ``docs/model.md``.
+section 1). In float32 (and half precision, computed in float32) every state
+update of :func:`scan_lanes` and of :func:`carry` is compensated: the state
+is a float-float pair whose low part carries the rounding error of each
+update (``two_sum``), so a slow neuron's small changes are never
+absorbed by a large state; the low parts start at 0 in each call and are
+dropped at chunk boundaries. float64 runs the plain recurrences. The
+derivation, the accuracy argument and the measured crossover are in
+``docs/model.md``.
 
 The per-step loop over the lanes is pluggable: every function that runs one
 takes a ``lane_scan`` with the signature of a backend's scan without weights,
@@ -55,10 +63,12 @@ __all__ = [
     "chunk_ends",
     "chunk_length",
     "chunk_transition",
+    "compensated",
     "from_chunks",
     "rescan_chunks",
     "scan_lanes",
     "to_chunks",
+    "two_sum",
 ]
 
 #: ``lane_scan(xs, state, p, dt, record_states) -> (voltages, state)``: a
@@ -101,6 +111,21 @@ def chunk_length(steps: int, neurons: int) -> int:
     return max(1, round(best))
 
 
+def two_sum(p: Any, q: Any) -> tuple[Any, Any]:
+    """Knuth's TwoSum: ``(s, e)`` with ``s = fl(p + q)`` and ``s + e = p + q``
+    exactly, whichever of ``p`` and ``q`` is larger (6 operations, no
+    branch)."""
+    s = p + q
+    z = s - p
+    return s, (p - (s - z)) + (q - z)
+
+
+def compensated(dtype: Any) -> bool:
+    """Whether recurrences in ``dtype`` carry their rounding error: float32
+    (half precision is computed there); float64 runs them plain."""
+    return dtype_name(dtype) == "float32"
+
+
 def scan_lanes(
     xs: Any,
     state: LIState,
@@ -117,6 +142,14 @@ def scan_lanes(
     ``[steps, *lanes]`` and the final state, or with ``record_states`` the
     ``v`` and ``i`` sequences, as a backend's scan does.
 
+    In float32 the state is a float-float pair ``(v, ev)``, ``(i, ei)``, the
+    low parts starting at 0 and never returned; each step is, in this order::
+
+        j, ej = two_sum(i, x);   ej = ej + ei
+        s     = ((v_leak - v) + j) + (ej - ev)
+        v, ev = two_sum(v, s*a + ev)
+        i, ei = two_sum(j, ej - j*d)
+
     Without ``keep_voltages`` (and ``record_states``) only the final state is
     kept and the voltages are None. ``axis`` is where the sequences put the
     time axis: 1 gives :func:`to_chunks` lanes ``[K, steps, *shape]``, which
@@ -125,11 +158,21 @@ def scan_lanes(
     a, d = rates(p, dt)
     leak = p.v_leak
     v, i = state
+    carries = compensated(xs.dtype)
+    ev: Any = 0.0
+    ei: Any = 0.0
     voltages, currents = [], []
     for t in range(xs.shape[0]):
-        j = i + xs[t, ...]
-        v = v + a * ((leak - v) + j)
-        i = j - d * j
+        if carries:
+            j, ej = two_sum(i, xs[t, ...])
+            ej = ej + ei
+            s = ((leak - v) + j) + (ej - ev)
+            v, ev = two_sum(v, s * a + ev)
+            i, ei = two_sum(j, ej - j * d)
+        else:
+            j = i + xs[t, ...]
+            v = v + a * ((leak - v) + j)
+            i = j - d * j
         if keep_voltages or record_states:
             voltages.append(v)
         if record_states:
@@ -233,11 +276,20 @@ def _spread(p: LIParameters, lanes: tuple[int, ...], like: Any) -> LIParameters:
 
 def chunk_ends(x_chunks: Any, p: LIParameters, dt: float, lane_scan: LaneScan | None = None) -> LIState:
     """Phase 1: the final state of every chunk of ``x_chunks``
-    ``[L, K, *shape]`` scanned from rest (``v = v_leak``, ``i = 0``); an
-    ``LIState`` of ``[K, *shape]`` arrays. ``p`` broadcasts to ``[K, *shape]``."""
+    ``[L, K, *shape]`` scanned from rest, as its deviation from rest
+    ``(v - v_leak, i)``; an ``LIState`` of ``[K, *shape]`` arrays. ``p``
+    broadcasts to ``[K, *shape]``.
+
+    The deviation ``u = v - v_leak`` follows the scan's own recurrence with
+    ``v_leak = 0``, ``u + a*((0 - u) + j)``, so it is scanned as such from
+    ``(0, 0)``: its end keeps its own precision instead of being rounded
+    against ``v_leak`` (where a slow neuron's change per chunk is a few ulps
+    of ``v_leak``)."""
     xp = namespace(x_chunks)
-    zeros = xp.zeros(x_chunks.shape[1:], dtype=x_chunks.dtype, device=array_api_compat.device(x_chunks))
-    rest = LIState(zeros + p.v_leak, zeros)
+    device = array_api_compat.device(x_chunks)
+    shape = x_chunks.shape[1:]
+    rest = LIState(*(xp.zeros(shape, dtype=x_chunks.dtype, device=device) for _ in range(2)))
+    p = p._replace(v_leak=0.0)
     if lane_scan is None:
         return scan_lanes(x_chunks, rest, p, dt, False, keep_voltages=False)[1]
     return lane_scan(x_chunks, rest, p, dt, False)[1]
@@ -247,18 +299,37 @@ def carry(ends: LIState, start: LIState, transition: ChunkTransition, v_leak: An
     """Phase 2: the state entering each of the ``K`` chunks, ``[K, *shape]``.
 
     Chunk 0 enters at ``start``; chunk ``k + 1`` enters at chunk ``k``'s
-    final state from rest (``ends``, from :func:`chunk_ends`) plus what the
-    transition makes of chunk ``k``'s entering deviation from rest
+    final deviation from rest (``ends``, from :func:`chunk_ends`) plus what
+    the transition makes of chunk ``k``'s entering deviation from rest
     ``u = v - v_leak``. Written as the state plus an increment, like the
     loop's step, so that each chunk rounds the large state once:
-    ``v' = v + (((v_end - v_leak) + i_to_v*i) - v_lost*u)`` and
-    ``i' = i + (i_end - i_lost*i)``. ``K - 1`` steps over the neurons."""
+    ``v' = v + ((u_end + i_to_v*i) - v_lost*u)`` and
+    ``i' = i + (i_end - i_lost*i)``. ``K - 1`` steps over the neurons.
+
+    In float32 the walk is compensated like :func:`scan_lanes`: with the
+    low parts ``ev``, ``ei`` (0 at chunk 0) and ``u = (v - v_leak) + ev``::
+
+        v, ev = two_sum(v, (((u_end + i_to_v*i) - v_lost*u) + i_to_v*ei) + ev)
+        i, ei = two_sum(i, (i_end - i_lost*i) + (ei - i_lost*ei))
+
+    The entering states are the high parts."""
     xp = namespace(ends.v)
     v, i = start
+    carries = compensated(ends.v.dtype)
+    ev: Any = 0.0
+    ei: Any = 0.0
     entering_v, entering_i = [v], [i]
     for k in range(ends.v.shape[0] - 1):
-        v = v + (((ends.v[k, ...] - v_leak) + transition.i_to_v * i) - transition.v_lost * (v - v_leak))
-        i = i + (ends.i[k, ...] - transition.i_lost * i)
+        u_end, i_end = ends.v[k, ...], ends.i[k, ...]
+        if carries:
+            u = (v - v_leak) + ev
+            v_step = ((u_end + transition.i_to_v * i) - transition.v_lost * u) + transition.i_to_v * ei
+            i_step = (i_end - transition.i_lost * i) + (ei - transition.i_lost * ei)
+            v, ev = two_sum(v, v_step + ev)
+            i, ei = two_sum(i, i_step)
+        else:
+            v = v + ((u_end + transition.i_to_v * i) - transition.v_lost * (v - v_leak))
+            i = i + (i_end - transition.i_lost * i)
         entering_v.append(v)
         entering_i.append(i)
     return LIState(xp.stack(entering_v), xp.stack(entering_i))
@@ -399,9 +470,10 @@ def blocked_adjoint(
     rates), the second only where ``gi`` is not zero, the third only where
     ``dL/dv_init`` or the parameter gradients are wanted:
     ``dL/da = sum_t lam_t ((j_t - v_{t-1}) + v_leak)``,
-    ``dL/dd = -sum_t kap_t j_t``, ``dL/dv_leak = a sum_t lam_t``. Every
-    recurrence is the forward scan's own, in increment form; nothing
-    divides."""
+    ``dL/dd = -sum_t kap_t j_t``, ``dL/dv_leak = a sum_t lam_t``, these sums
+    in float64. Every recurrence is the forward scan's
+    own, in increment form (compensated in float32, as :func:`scan_lanes`);
+    nothing divides."""
     xp = namespace(gv)
     shape = tuple(gv.shape[1:])
     zeros = xp.zeros(shape, dtype=gv.dtype, device=array_api_compat.device(gv))
@@ -444,4 +516,15 @@ def blocked_adjoint(
     kap = xp.concat([later, last_gi + zeros])
     before = xp.concat([(v0 + zeros)[None, ...], forward_voltages[:-1, ...]])
     drive = (js - before) + v_leak
-    return [*grads, xp.sum(lam * drive, axis=0), -xp.sum(kap * js, axis=0), a * xp.sum(lam, axis=0)]
+    sums = (_wide_sum(xp, lam, drive), -_wide_sum(xp, kap, js), _wide_sum(xp, lam))
+    return [*grads, sums[0], sums[1], a * sums[2]]
+
+
+def _wide_sum(xp: Any, *factors: Any) -> Any:
+    """``sum_t prod(factors)_t`` over the time axis: the factors' values are
+    multiplied and summed in float64 (``T`` terms would round ``log2 T`` times
+    in float32) and the sum rounded once to their dtype."""
+    product = xp.astype(factors[0], xp.float64)
+    for y in factors[1:]:
+        product = product * xp.astype(y, xp.float64)
+    return xp.astype(xp.sum(product, axis=0), factors[0].dtype)

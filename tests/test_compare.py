@@ -45,10 +45,11 @@ def with_sloppy(fresh_registry, monkeypatch):
 
 
 def test_builtin_backends_agree_with_the_reference(fresh_registry):
-    rows = compare(["numpy", "array_api"], ["float32", "float64"], steps=300)
+    short = ("weighted", "slow neurons")  # (the long runs: the test below)
+    rows = compare(["numpy", "array_api"], ["float32", "float64"], steps=300, cases=short)
     assert [(r.case, r.backend, r.dtype) for r in rows] == [
         (case, backend, dtype)
-        for case in CASES
+        for case in short
         for backend in ("numpy", "array_api")
         for dtype in ("float32", "float64")
     ]
@@ -56,8 +57,22 @@ def test_builtin_backends_agree_with_the_reference(fresh_registry):
     for row in rows:
         if row.dtype == "float64":
             assert row.ratio < 0.01, row
-        else:  # float32 really ran in float32: more error than rounding the exact answer once
+        elif row.case == "weighted":  # float32 really ran in float32: more error than rounding the answer once
             assert row.max_abs > 2 * row.rounding > 0, row
+        # (slow neurons: a compensated float32 loop comes within 1.9x that rounding)
+
+
+def test_long_runs_have_their_own_rows_and_a_shorter_run_for_the_reference(fresh_registry):
+    """The long runs are rows of their own; the Array API reference, stepping
+    in Python and plain in float32, runs them shorter (as in the conformance
+    suite), and half precision is skipped with the reason."""
+    rows = compare(["numpy", "array_api"], ["float16", "float32"], cases=["absorption"])
+    assert [(r.backend, r.dtype, r.case) for r in rows] == [
+        (backend, dtype, "absorption") for backend in ("numpy", "array_api") for dtype in ("float16", "float32")
+    ]
+    assert [r.skipped for r in rows if r.dtype == "float16"] == ["float16 cannot resolve rates below 1e-2"] * 2
+    assert all(r.ok for r in rows), rows
+    assert re.search(r"numpy\s+float32\s+cpu\s+absorption\s.*ok", format_table(rows))
 
 
 def test_the_float32_check_sees_a_float64_computation(fresh_registry):

@@ -15,7 +15,7 @@ import li_backends.numpy as numpy_backend
 from li_backends import compiled
 from li_core import LIParameters, LIState, li_scan, reference
 from li_core.testing import assert_matches
-from li_core.testing.cases import convert, random_case, slow_case
+from li_core.testing.cases import convert, ladder_case, random_case, slow_case
 
 needs_numba = pytest.mark.skipif(
     compiled.unavailable() is not None, reason=f"the compiled loops do not run here: {compiled.unavailable()}"
@@ -327,3 +327,140 @@ def test_parameter_gradient_shares_lose_no_small_terms(rates, kernel, kernel_cal
     for (name, want), got in zip(exact.items(), shares):
         assert abs(np.float32(want)) > 1.0  # (the premise: in float32 the exact sum is not 1)
         np.testing.assert_array_equal(got, np.full(neurons, want, dtype), err_msg=f"{name}: small shares were lost")
+
+
+# --- long runs of slow neurons: the compensated float32 recurrences on every CPU path ---
+
+#: the contract's long runs (slowest dt*tau_inv, steps): plain float32 is 77x
+#: and 25x the tolerance there (voltages; gradients up to 146x), compensated
+#: at most 0.03x
+LONG_RUNS = [(1e-6, 10**6), (1e-9, 100_000)]
+
+
+def _float32(case):
+    return convert(case, lambda a: np.asarray(a, dtype=np.float32))
+
+
+def _ladder_gradients(torch, monkeypatch, case, dtype, compiled_loops=True):
+    """Voltages and the gradients of every argument (inputs, state, the three
+    per-neuron parameters) of ``L = sum(w*vs) + sum(g*i_final)`` (random
+    ``w``, ``g``: a loss over all steps) on the torch backend, on the
+    compiled loops or on torch's own loop (blocked scan off)."""
+    rng = np.random.default_rng(5)
+    w, g = (torch.tensor(rng.normal(size=shape), dtype=dtype) for shape in (case.xs.shape, case.xs.shape[1:]))
+    leaves = [
+        torch.tensor(np.asarray(value), dtype=dtype, requires_grad=True) for value in (case.xs, *case.state, *case.p)
+    ]
+    with monkeypatch.context() as patch:
+        from li_backends.torch import ops
+
+        patch.setattr(compiled, "ENABLED", compiled_loops)
+        patch.setattr(ops, "BLOCKED", False)
+        vs, final = li_scan(leaves[0], LIState(*leaves[1:3]), p=LIParameters(*leaves[3:]), dt=case.dt, backend="torch")
+        grads = torch.autograd.grad((vs * w).sum() + (final.i * g).sum(), leaves)
+    return [vs.detach(), *grads]
+
+
+GRADIENT_NAMES = ["voltages", "inputs", "v0", "i0", "tau_syn_inv", "tau_mem_inv", "v_leak"]
+
+
+def _assert_all_match(got, want, what):
+    for name, g, w in zip(GRADIENT_NAMES, got, want):
+        assert_matches(g.double().numpy(), w.numpy(), "float32", f"{what}: {name}")
+
+
+@needs_numba
+@pytest.mark.parametrize(("slowest", "steps"), LONG_RUNS)
+def test_long_runs_forward_on_the_compiled_path(slowest, steps, kernel_calls):
+    """Rates on a ladder from 1 down to ``slowest`` per neuron: the float32
+    voltages (every step) and final state of the compiled loop match the
+    float64 scan within the float32 tolerance."""
+    case = ladder_case(slowest, steps)
+    single = _float32(case)
+    vs, state = li_scan(single.xs, single.state, None, single.p, case.dt, backend="numpy")
+    assert kernel_calls == ["scan"]
+    want_vs, want = li_scan(case.xs, case.state, None, case.p, case.dt, backend="numpy")
+    assert_matches(vs, want_vs, "float32", "voltages, compiled")
+    assert_matches(np.concatenate([state.v, state.i]), np.concatenate([want.v, want.i]), "float32", "final state")
+
+
+@needs_numba
+@pytest.mark.parametrize(("slowest", "steps"), LONG_RUNS)
+def test_long_runs_gradients_on_the_compiled_path(slowest, steps, kernel_calls, monkeypatch):
+    """The same ladders through torch on the CPU: the float32 compiled
+    forward and adjoint give the voltages and every gradient of a loss over
+    all steps within the float32 tolerance of float64."""
+    torch = pytest.importorskip("torch")
+    case = ladder_case(slowest, steps)
+    got = _ladder_gradients(torch, monkeypatch, case, torch.float32)
+    assert kernel_calls == ["scan", "scan_backward"]
+    _assert_all_match(got, _ladder_gradients(torch, monkeypatch, case, torch.float64), "compiled")
+
+
+def test_long_runs_on_the_loops(monkeypatch):
+    """The loops that run without numba, on the absorption ladder (rates
+    down to 1e-9): the NumPy loop over 100,000 steps, forward; torch's own
+    loop over 10,000 (plain float32 is 2.5x the tolerance there already),
+    forward and every gradient."""
+    torch = pytest.importorskip("torch")
+    case = ladder_case(1e-9, 100_000)
+    single = _float32(case)
+    vs, state = _numpy_loop(monkeypatch, single.xs, single.state, None, single.p, case.dt)
+    want_vs, want = li_scan(case.xs, case.state, None, case.p, case.dt, backend="numpy")
+    assert_matches(vs, want_vs, "float32", "voltages, NumPy loop")
+    assert_matches(np.concatenate([state.v, state.i]), np.concatenate([want.v, want.i]), "float32", "final state")
+    short = ladder_case(1e-9, 10_000)
+    got = _ladder_gradients(torch, monkeypatch, short, torch.float32, compiled_loops=False)
+    _assert_all_match(got, _ladder_gradients(torch, monkeypatch, short, torch.float64), "torch loop")
+
+
+@needs_numba
+@pytest.mark.parametrize("record_states", [False, True])
+def test_torch_loop_is_bitwise_the_compiled_loops(record_states, monkeypatch):
+    """torch's own float32 loop runs the compiled kernels' compensated
+    operations in their order: voltages and every gradient (a loss over all
+    steps and the final state) are bitwise the compiled loops'."""
+    torch = pytest.importorskip("torch")
+    loss = LOSSES["weighted, with the final state"]
+    args = (torch.float32, True, record_states, loss)
+    got = _torch_gradients(torch, monkeypatch, True, *args)
+    want = _torch_gradients(torch, monkeypatch, False, *args)
+    for name, g, w in zip(GRADIENT_NAMES, (got[0], *got[1]), (want[0], *want[1])):
+        assert np.array_equal(_bits(g.numpy()), _bits(w.numpy())), f"{name}: not bitwise equal"
+
+
+@pytest.mark.parametrize("path", ["numpy compiled", "numpy loop", "torch compiled", "torch loop"])
+def test_a_non_finite_value_spoils_only_its_own_neuron(path, monkeypatch):
+    """An inf or NaN input (or initial voltage) makes its neuron's float32
+    voltages non-finite from that step on (TwoSum turns an inf into a NaN
+    low part, which the next step carries), and leaves every other neuron's
+    numbers bitwise as they are without it."""
+    rng = np.random.default_rng(11)
+    xs = rng.normal(size=(40, 5)).astype(np.float32)
+    v0 = rng.normal(size=5).astype(np.float32)
+    spoiled_xs, spoiled_v0 = xs.copy(), v0.copy()
+    spoiled_xs[3, 1], spoiled_xs[7, 2], spoiled_v0[4] = np.inf, np.nan, -np.inf
+    p = LIParameters(rng.uniform(1, 1000, 5).astype(np.float32), rng.uniform(1, 1000, 5).astype(np.float32), 0.25)
+    library, loop_kind = path.split()
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        from li_backends.torch import ops
+
+        monkeypatch.setattr(ops, "BLOCKED", False)
+        p = LIParameters(*(torch.from_numpy(q) if isinstance(q, np.ndarray) else q for q in p))
+    if loop_kind == "loop":
+        monkeypatch.setattr(compiled, "ENABLED", False)
+        monkeypatch.setattr(numpy_backend, "BLOCKED", False)
+    elif compiled.unavailable() is not None:
+        pytest.skip(f"the compiled loops do not run here: {compiled.unavailable()}")
+
+    def voltages(inputs, start):
+        if library == "torch":
+            inputs, start = torch.from_numpy(inputs), torch.from_numpy(start)
+        vs, _ = li_scan(inputs, LIState(start, start * 0), p=p, backend=library)
+        return np.asarray(vs)
+
+    clean, spoiled = voltages(xs, v0), voltages(spoiled_xs, spoiled_v0)
+    for neuron, first in ((1, 3), (2, 7), (4, 0)):
+        assert np.all(np.isfinite(spoiled[:first, neuron])) and not np.any(np.isfinite(spoiled[first:, neuron]))
+    assert np.array_equal(_bits(spoiled[:, [0, 3]]), _bits(clean[:, [0, 3]]))

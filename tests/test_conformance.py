@@ -2,8 +2,9 @@
 ones, e.g. cupy without a GPU, are skipped with their reason). Third-party
 backends run it through ``li check NAME``. Below it, the suite's own
 yardsticks are checked: the float64 reference against values computed with
-40 significant digits, and the suite's float64 adjoint against autograd
-through the reference."""
+40 significant digits, the suite's float64 adjoint against autograd
+through the reference, and the float64 yardstick of the long runs against
+both."""
 
 import numpy as np
 import pytest
@@ -12,11 +13,12 @@ from li_core import LIParameters, LIState
 from li_core import reference as ref
 from li_core.backend import DISTRIBUTION
 from li_core.registry import registry
-from li_core.testing.cases import random_case, slow_case
+from li_core.testing.cases import ladder_case, random_case, slow_case
 from li_core.testing.conformance import *  # noqa: F403  (collects the suite's tests here)
 from li_core.testing.conformance import parametrize_targets
 from li_core.testing.exact import exact_scan
 from li_core.testing.gradients import GRADIENT_NAMES, reference_gradients
+from li_core.testing.long_runs import long_gradients, long_scan
 from li_core.testing.tolerances import assert_matches
 
 
@@ -73,3 +75,33 @@ def test_reference_adjoint_equals_autograd_through_the_reference(case):
     got = reference_gradients(case, seed, final_seed)
     for name, gradient in zip(names, want):
         assert_matches(got[name], gradient.numpy(), "float64", f"adjoint gradient w.r.t. {name}")
+
+
+@pytest.mark.parametrize("numba", ["on", "off"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        ladder_case(1e-4),
+        random_case(300, (3, 2), 5, seed=4)._replace(
+            p=LIParameters(np.full((2, 1), 150.0), 90.0, np.linspace(-1.0, 1.0, 5)), state=LIState(np.ones(5), 0.5)
+        ),
+    ],
+    ids=["ladder to 1e-4", "broadcast parameters and state"],
+)
+def test_long_run_yardstick_equals_the_reference(case, numba, monkeypatch):
+    """The float64 voltages and gradients of the long runs (the numpy
+    backend's scan, the adjoint as two scans) match the reference and its
+    adjoint at the float64 tolerance, with the compiled loops and without."""
+    monkeypatch.setenv("LI_NUMBA", "1" if numba == "on" else "0")
+    rng = np.random.default_rng(6)
+    neurons = case.xs.shape[1:]
+    seed, final_seed = rng.normal(size=case.xs.shape), rng.normal(size=neurons)
+    voltages, states = long_scan(case, record_states=True)
+    want_v, want = ref.scan(case.xs, case.state, None, case.p, case.dt, True)
+    assert_matches(voltages, want_v, "float64", "long-run yardstick: v")
+    assert_matches(states.i, want.i, "float64", "long-run yardstick: i")
+    got, want_gradients = long_gradients(case, seed, final_seed), reference_gradients(case, seed, final_seed)
+    assert sorted(got) == sorted(name for name in GRADIENT_NAMES if name != "input_weights")
+    for name, gradient in got.items():
+        assert np.shape(gradient) == np.shape(want_gradients[name]), name
+        assert_matches(gradient, want_gradients[name], "float64", f"long-run yardstick: gradient w.r.t. {name}")

@@ -15,6 +15,10 @@
 3. The adjoint kernel, launched through ``kernels.scan_backward`` on NumPy
    memory, against torch autograd through a loop of Euler steps, in float64
    and float32; and every planted sign flip in its arithmetic fails that check.
+4. The compensated float (and __half) arithmetic: the conformance suite's
+   long runs of slow neurons (rates to 1e-6 over 10^6 steps, to 1e-9 over
+   100,000), forward and gradients, against the float64 yardstick; and in
+   float32 the host build equals the compiled CPU loop bit for bit.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import li_backends.cupy as cupy_backend
 from li_backends.cupy import kernels, launcher
 from li_core import LIParameters, LIState
 from li_core import reference as ref
-from li_core.testing.cases import Case, convert
+from li_core.testing.cases import Case, convert, ladder_case
+from li_core.testing.long_runs import RUNS, long_gradients, long_scan
 from li_core.testing.tolerances import assert_matches, error_ratio
 
 DTYPES = ("float16", "float32", "float64")
@@ -84,6 +89,24 @@ def test_every_instantiation_compiles_with_nvcc(arch, nvcc, nvcc_arches, tmp_pat
     symbols = subprocess.run(["nm", "-C", cubin], capture_output=True, text=True, check=True).stdout
     for name in ALL_NAMES:
         assert f" {name}(" in symbols, f"{name} missing from the {arch} cubin:\n{symbols}"
+
+
+def test_the_compensated_kernels_have_no_fused_multiply_add(nvcc, tmp_path):
+    """nvcc contracts ``x*y + z`` into one FMA by default, which rounds once
+    where the compensated arithmetic (and the compiled CPU loop) rounds the
+    product on its own: the float and __half kernels' PTX has no FMA."""
+    names = [name for dtype in ("float16", "float32") for name in kernels.name_expressions(dtype)]
+    source = tmp_path / "compensated.cu"
+    addresses = ", ".join(f"(void*)&{name}" for name in names)
+    source.write_text(f'#include "{launcher.KERNEL_SOURCE}"\nvoid* li_kernel[] = {{{addresses}}};\n')
+    ptx = tmp_path / "compensated.ptx"
+    command = [nvcc, *launcher.OPTIONS, f"-arch={ARCHES[-1]}", "-ptx", "-o", ptx, source]
+    compiled = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert compiled.returncode == 0, f"nvcc failed:\n{compiled.stdout}{compiled.stderr}"
+    text = ptx.read_text()
+    assert text.count(".entry") == len(names), text[:2000]
+    fused = [line.strip() for line in text.splitlines() if re.match(r"\s*fma\.", line)]
+    assert not fused, f"fused multiply-adds in the compensated kernels: {fused[:5]}"
 
 
 @pytest.fixture(scope="module")
@@ -667,29 +690,35 @@ def test_scan_backward_refuses_half_the_parameter_inputs():
 SIGN_FLIPS = [
     ("lam = in.gv + (lam - rate_v * lam);", "lam = in.gv - (lam - rate_v * lam);", 0),
     ("lam = in.gv + (lam - rate_v * lam);", "lam = in.gv + (lam + rate_v * lam);", 0),
-    ("const C kap = in.gi + mu;", "const C kap = in.gi - mu;", 0),
+    ("kap = in.gi + mu;", "kap = in.gi - mu;", 0),
     ("mu = rate_v * lam + (kap - rate_i * kap);", "mu = -rate_v * lam + (kap - rate_i * kap);", 0),
     ("mu = rate_v * lam + (kap - rate_i * kap);", "mu = rate_v * lam - (kap - rate_i * kap);", 0),
     ("mu = rate_v * lam + (kap - rate_i * kap);", "mu = rate_v * lam + (kap + rate_i * kap);", 0),
-    ("group_a += lam * ((leak - in.v_prev) + in.j);", "group_a -= lam * ((leak - in.v_prev) + in.j);", 0),
-    ("group_a += lam * ((leak - in.v_prev) + in.j);", "group_a += lam * ((leak + in.v_prev) + in.j);", 0),
-    ("group_a += lam * ((leak - in.v_prev) + in.j);", "group_a += lam * ((leak - in.v_prev) - in.j);", 0),
-    ("group_d += kap * in.j;", "group_d -= kap * in.j;", 0),
-    ("group_lam += lam;", "group_lam -= lam;", 0),
-    ("sum_a += group_a;", "sum_a -= group_a;", 0),
-    ("sum_a += group_a;", "sum_a -= group_a;", 1),
-    ("sum_d += group_d;", "sum_d -= group_d;", 0),
-    ("sum_d += group_d;", "sum_d -= group_d;", 1),
-    ("sum_lam += group_lam;", "sum_lam -= group_lam;", 0),
-    ("sum_lam += group_lam;", "sum_lam -= group_lam;", 1),
     (
-        "C mu = gi_last != nullptr ? load(gi_last, n) : C(0);",
-        "C mu = gi_last != nullptr ? -load(gi_last, n) : C(0);",
+        "sum_a += mul_rn(double(lam), double((leak - in.v_prev) + in.j));",
+        "sum_a -= mul_rn(double(lam), double((leak - in.v_prev) + in.j));",
+        0,
+    ),
+    (
+        "sum_a += mul_rn(double(lam), double((leak - in.v_prev) + in.j));",
+        "sum_a += mul_rn(double(lam), double((leak + in.v_prev) + in.j));",
+        0,
+    ),
+    (
+        "sum_a += mul_rn(double(lam), double((leak - in.v_prev) + in.j));",
+        "sum_a += mul_rn(double(lam), double((leak - in.v_prev) - in.j));",
+        0,
+    ),
+    ("sum_d += mul_rn(double(kap), double(in.j));", "sum_d -= mul_rn(double(kap), double(in.j));", 0),
+    ("sum_lam += double(lam);", "sum_lam -= double(lam);", 0),
+    (
+        "C mu = gi_last != nullptr ? load(gi_last, n) : C(0)",
+        "C mu = gi_last != nullptr ? -load(gi_last, n) : C(0)",
         0,
     ),
     ("store(dv0, n, lam - rate_v * lam);", "store(dv0, n, lam + rate_v * lam);", 0),
-    ("dd[n] = -sum_d;", "dd[n] = sum_d;", 0),
-    ("dv_leak[n] = rate_v * sum_lam;", "dv_leak[n] = -rate_v * sum_lam;", 0),
+    ("dd[n] = C(-sum_d);", "dd[n] = C(sum_d);", 0),
+    ("dv_leak[n] = C(double(rate_v) * sum_lam);", "dv_leak[n] = C(-double(rate_v) * sum_lam);", 0),
 ]
 
 
@@ -751,3 +780,95 @@ def test_each_sign_flip_in_li_scan_backward_fails_the_autograd_check(host_librar
         for record in (False, True)
     )
     assert worst > 1.0, f"the flip {SIGN_FLIPS[k][:2]} went unnoticed (error / tolerance {worst:.3g})"
+
+
+# --- 4. compensated float: long runs, and the compiled loop bit for bit -----------------
+
+
+def long_run_kernels(lib, case: Case, dtype: str, gv: np.ndarray, gi: np.ndarray) -> dict[str, np.ndarray]:
+    """``li_scan`` and ``li_scan_backward`` of the unweighted ``case`` on the
+    host build in ``dtype``, with the rates ``a = dt*tau_mem_inv`` and
+    ``d = dt*tau_syn_inv`` rounded to ``dtype``: the voltages, currents and
+    ``j``, and the gradients of ``sum(gv*v) + sum(gi*i_final)`` (those of
+    ``a``, ``d`` and ``v_leak`` summed over the batch rows)."""
+    memory, compute = numpy_memory(), kernels.COMPUTE_TYPES[dtype]
+    typed = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
+    xs, v0, i0 = typed(case.xs), typed(case.state.v), typed(case.state.i)
+    rates = tuple(kernels.Rate(typed(r)) for r in (case.dt * case.p.tau_mem_inv, case.dt * case.p.tau_syn_inv))
+    rates = (*rates, kernels.Rate(typed(case.p.v_leak)))
+    out = {name: np.empty_like(xs) for name in ("voltages", "currents", "js")}
+    run_on_host(
+        lib, kernels.scan(memory, dtype, xs, v0, i0, rates, out["voltages"], currents=out["currents"], js=out["js"])
+    )
+    dx, dv0, di0 = np.empty_like(xs), np.empty_like(v0), np.empty_like(v0)
+    shares = tuple(np.empty(v0.shape, dtype=compute) for _ in range(3))
+    launch = kernels.scan_backward(
+        memory, dtype, typed(gv), rates, dx, gi_last=typed(gi), v0=v0, voltages=out["voltages"], js=out["js"],
+        dv0=dv0, di0=di0, shares=shares,
+    )  # fmt: skip
+    run_on_host(lib, launch)
+    sums = [share.sum(axis=0) for share in shares]  # over the batch rows, to the parameters' shape [N]
+    return {**out, "dx": dx, "dv0": dv0, "di0": di0, "da": sums[0], "dd": sums[1], "dv_leak": sums[2]}
+
+
+def as_rates(case: Case, dtype: str) -> Case:
+    """The case as the kernels see it in ``dtype``, in float64: every array
+    rounded, the rates ``dt*tau_inv`` rounded as the kernels get them, with
+    ``dt = 1`` so that the yardstick uses them as they are."""
+    rounded = lambda a: np.asarray(a, dtype=dtype).astype(np.float64)  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
+    p = LIParameters(*(rounded(case.dt * r) for r in case.p[:2]), rounded(case.p.v_leak))
+    return Case(rounded(case.xs), None, LIState(*map(rounded, case.state)), p, 1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("run", list(RUNS))
+def test_long_runs_keep_the_tolerance(host_library, run, dtype):
+    """Per-neuron rates from 1 down to 1e-6 over 10^6 steps, and down to 1e-9
+    over 100,000 (the conformance suite's long runs): the voltages, currents
+    and every gradient of a loss over all steps within the dtype's tolerance
+    of the float64 yardstick. A plain float recurrence rounds a slow
+    neuron's changes away and misses it by 24 to 77 times."""
+    slowest, steps = RUNS[run][0]
+    case = ladder_case(slowest, steps)
+    rng = np.random.default_rng(27)
+    gv, gi = rng.normal(size=case.xs.shape), rng.normal(size=case.state.v.shape)
+    got = long_run_kernels(host_library, case, dtype, gv, gi)
+    exact = as_rates(case, dtype)
+    rounded = lambda a: np.asarray(a, dtype=dtype).astype(np.float64)  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
+    voltages, states = long_scan(exact, record_states=True)
+    want = long_gradients(exact, rounded(gv), rounded(gi))
+    expected = {
+        "voltages": voltages, "currents": states.i, "dx": want["inputs"], "dv0": want["state.v"],
+        "di0": want["state.i"], "da": want["p.tau_mem_inv"], "dd": want["p.tau_syn_inv"], "dv_leak": want["p.v_leak"],
+    }  # fmt: skip
+    errors = {name: error_ratio(got[name], value, dtype) for name, value in expected.items()}
+    assert max(errors.values()) <= 1.0, f"{run}, {dtype}: error / tolerance {errors}"
+
+
+def test_float_equals_the_compiled_loop_bit_for_bit(host_library):
+    """The float kernels and the compiled CPU loops run the same compensated
+    arithmetic in the same order: voltages, currents, ``j``, ``dL/dx`` and
+    ``dL/dv_init`` are bitwise equal, and the parameter shares (both summed
+    in double) equal after rounding to float."""
+    compiled = pytest.importorskip("li_backends.compiled")
+    if compiled.unavailable():
+        pytest.skip(f"the compiled loops do not run here: {compiled.unavailable()}")
+    case = ladder_case(1e-6, 30_000)
+    case = case._replace(
+        xs=np.concatenate([case.xs] * 3, axis=1), state=LIState(*(np.tile(s, (3, 1)) for s in case.state))
+    )
+    rng = np.random.default_rng(28)
+    gv, gi = rng.normal(size=case.xs.shape), rng.normal(size=case.state.v.shape)
+    got = long_run_kernels(host_library, case, "float32", gv, gi)
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731 - a one-line factory, clearer as a lambda beside its uses
+    a, d, v_leak = f32(case.dt * case.p.tau_mem_inv), f32(case.dt * case.p.tau_syn_inv), f32(case.p.v_leak)
+    xs, v0, i0 = f32(case.xs), f32(case.state.v), f32(case.state.i)
+    want = {name: np.empty_like(xs) for name in ("voltages", "currents", "js")}
+    compiled.scan(xs, v0, i0, a, d, v_leak, want["voltages"], want["currents"], want["js"], np.empty_like(v0))
+    dx, dv0 = np.empty_like(xs), np.empty_like(v0)
+    shares = tuple(np.empty(v0.shape) for _ in range(3))
+    saved = (v0, want["voltages"], want["js"], v_leak)
+    compiled.scan_backward(f32(gv), None, f32(gi), a, d, saved, dx, dv0, shares)
+    want.update(dx=dx, dv0=dv0, di0=dx[0], **{k: f32(v).sum(axis=0) for k, v in zip(("da", "dd", "dv_leak"), shares)})
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=f"{name}: the host build and the compiled loop differ")

@@ -15,6 +15,16 @@
 // a = dt*tau_mem_inv and d = dt*tau_syn_inv used as they are: the decays
 // 1 - a and 1 - d are never formed, since in float32 they are rounded near 1
 // and would put a systematic error of up to eps/a into every step.
+//
+// double runs the recurrences plain. float (and __half, computed in float)
+// runs them compensated, the arithmetic of li_backends/compiled/kernels.py
+// operation for operation: each state is a float-float pair, a high part
+// and the rounding error it carries (v, ev; i, ei; lam, el; mu, em), the low
+// parts starting at 0 in each launch and never written. Every state update
+// is the error-free sum two_sum, so a slow neuron's change, smaller than half
+// a unit in the last place of its state, is carried instead of rounded away.
+// Every product in it is rounded on its own (mul_rn: no FMA contraction,
+// which would change the low parts), and nothing is reassociated.
 
 #ifndef LI_CUDA_HOST
 #include <cuda_fp16.h>
@@ -37,6 +47,21 @@ __device__ __forceinline__ void store(__half* p, long long k, float value) { p[k
 // section 4).
 __device__ __forceinline__ float mul_rn(float x, float y) { return __fmul_rn(x, y); }
 __device__ __forceinline__ double mul_rn(double x, double y) { return __dmul_rn(x, y); }
+
+// Whether a compute type carries the rounding error of its state updates.
+template <typename C> struct Carries { static constexpr bool value = false; };
+template <> struct Carries<float> { static constexpr bool value = true; };
+
+// s = p + q rounded and e its rounding error, exactly: s + e == p + q
+// (Knuth's TwoSum: branch-free, whichever of p and q is larger; p and q are
+// taken by value, so s or e may be one of them).
+template <typename C>
+__device__ __forceinline__ void two_sum(C p, C q, C& s, C& e) {
+    const C sum = p + q;
+    const C z = sum - p;
+    e = (p - (sum - z)) + (q - z);
+    s = sum;
+}
 
 // A parameter broadcast to the neurons, passed to a kernel by value.
 //
@@ -72,7 +97,7 @@ __device__ __forceinline__ typename Compute<T>::type value_at(const Parameter<T>
 // One neuron's rates and state in registers, advanced one Euler step at a time
 // in the contract's order:
 //   j = i + x;   v = v + a*((v_leak - v) + j);   i = j - d*j
-template <typename C>
+template <typename C, bool = Carries<C>::value>
 struct Neuron {
     C a, d, v_leak, v, i;
 
@@ -80,6 +105,27 @@ struct Neuron {
         const C j = i + x;
         v = v + a * ((v_leak - v) + j);
         i = j - d * j;
+        return j;
+    }
+};
+
+// The same step with float-float states (v, ev) and (i, ei), in this order:
+//   j, ej = two_sum(i, x);   ej = ej + ei
+//   s     = ((v_leak - v) + j) + (ej - ev)
+//   v, ev = two_sum(v, s*a + ev)
+//   i, ei = two_sum(j, ej - j*d)
+template <typename C>
+struct Neuron<C, true> {
+    C a, d, v_leak, v, i;
+    C ev = C(0), ei = C(0);
+
+    __device__ __forceinline__ C advance(C x) {
+        C j, ej;
+        two_sum(i, x, j, ej);
+        ej = ej + ei;
+        const C s = ((v_leak - v) + j) + (ej - ev);
+        two_sum(v, mul_rn(s, a) + ev, v, ev);
+        two_sum(j, ej - mul_rn(j, d), i, ei);
         return j;
     }
 };
@@ -114,7 +160,8 @@ __global__ void li_step(
 // states, one to rescan them), 1.5x a copy's traffic, more than it can gain.
 // The launch bounds cap the registers (128 for the forward scan, 64 for the
 // float and __half adjoint, 128 for the double one, by ptxas -v on
-// sm_75..sm_90, without spills) so that 512 threads (1024 for the float
+// sm_75..sm_90, without spills but for 8 bytes of the compensated __half
+// adjoint on sm_90 (nvcc 13.0)) so that 512 threads (1024 for the float
 // adjoint) stay resident per multiprocessor, each with a group of loads in
 // flight, and blocks are small (kernels.py) so that few neurons still spread
 // over every multiprocessor. Blocks never exceed LI_MAX_BLOCK threads.
@@ -202,11 +249,21 @@ struct AdjointInput {
 // the last step, gi_last[n] where that is given (the gradient of the final
 // current); a null gradient is zero.
 //
+// In float (and __half) lam and mu are float-float pairs, in reverse time
+// (where gis is null, kap, ek = mu, em):
+//   kap, ek = two_sum(mu, gi_t);   ek = ek + em
+//   lam, el = two_sum(lam, (gv_t - lam*a) + (el - el*a))
+//   mu, em  = two_sum(kap, lam*a + (ek - kap*d))
+// and dL/dv0 = (lam_0 - lam_0*a) + (el_0 - el_0*a); the high parts are written
+// and enter the parameter gradients.
+//
 // Parameter gradients, when js is given (then v0 and voltages are too): each
 // neuron's share of them, to be summed to each parameter's shape by the caller,
 //   da[n] = sum_t lam_t*((v_leak - v_{t-1}) + j_t),   dd[n] = -sum_t kap_t*j_t,
 //   dv_leak[n] = a * sum_t lam_t
-// (v_{-1} = v0[n]), each sum accumulated group by group in the compute type.
+// (v_{-1} = v0[n]), each product and sum in double (T terms summed in float
+// would round log2(T) times and more), the products rounded on their own as
+// the compiled CPU loop rounds them, the sums rounded once to the compute type.
 template <typename T>
 __global__ void LI_BACKWARD_BOUNDS li_scan_backward(
     const T* __restrict__ gv, long long gv_step, long long gv_neuron,
@@ -221,10 +278,10 @@ __global__ void LI_BACKWARD_BOUNDS li_scan_backward(
     const C rate_v = value_at(a, n), rate_i = value_at(d, n), leak = value_at(v_leak, n);
     const bool parameters = js != nullptr;
     const long long stride = n_neurons;
-    C lam = C(0);
+    C lam = C(0), el = C(0);
     // mu_{t+1} before step t; at the last step it stands in for the final current's gradient
-    C mu = gi_last != nullptr ? load(gi_last, n) : C(0);
-    C sum_a = C(0), sum_d = C(0), sum_lam = C(0);
+    C mu = gi_last != nullptr ? load(gi_last, n) : C(0), em = C(0);
+    double sum_a = 0.0, sum_d = 0.0, sum_lam = 0.0;
     auto read = [&](long long t) {
         const long long k = t * stride + n;
         AdjointInput<C> in = {load(gv, t * gv_step + n * gv_neuron), gis != nullptr ? load(gis, k) : C(0), C(0), C(0)};
@@ -234,16 +291,28 @@ __global__ void LI_BACKWARD_BOUNDS li_scan_backward(
         }
         return in;
     };
-    // Step t from its inputs, adding to the parameter sums of its group.
-    auto step = [&](const AdjointInput<C>& in, long long t, C& group_a, C& group_d, C& group_lam) {
-        const C kap = in.gi + mu;
-        lam = in.gv + (lam - rate_v * lam);
-        mu = rate_v * lam + (kap - rate_i * kap);
+    // Step t from its inputs, adding to the parameter sums.
+    auto step = [&](const AdjointInput<C>& in, long long t) {
+        C kap;
+        if (Carries<C>::value) {
+            C ek = em;
+            kap = mu;
+            if (gis != nullptr) {
+                two_sum(mu, in.gi, kap, ek);
+                ek = ek + em;
+            }
+            two_sum(lam, (in.gv - mul_rn(lam, rate_v)) + (el - mul_rn(el, rate_v)), lam, el);
+            two_sum(kap, mul_rn(lam, rate_v) + (ek - mul_rn(kap, rate_i)), mu, em);
+        } else {
+            kap = in.gi + mu;
+            lam = in.gv + (lam - rate_v * lam);
+            mu = rate_v * lam + (kap - rate_i * kap);
+        }
         store(dx, t * stride + n, mu);
         if (parameters) {
-            group_a += lam * ((leak - in.v_prev) + in.j);
-            group_d += kap * in.j;
-            group_lam += lam;
+            sum_a += mul_rn(double(lam), double((leak - in.v_prev) + in.j));
+            sum_d += mul_rn(double(kap), double(in.j));
+            sum_lam += double(lam);
         }
     };
     const long long groups = steps / LI_BACKWARD_GROUP;
@@ -260,27 +329,25 @@ __global__ void LI_BACKWARD_BOUNDS li_scan_backward(
 #pragma unroll
             for (int u = 0; u < LI_BACKWARD_GROUP; ++u) next[u] = read(t - LI_BACKWARD_GROUP - u);
         }
-        C group_a = C(0), group_d = C(0), group_lam = C(0);
 #pragma unroll
-        for (int u = 0; u < LI_BACKWARD_GROUP; ++u, --t) step(group[u], t, group_a, group_d, group_lam);
-        sum_a += group_a;
-        sum_d += group_d;
-        sum_lam += group_lam;
+        for (int u = 0; u < LI_BACKWARD_GROUP; ++u, --t) step(group[u], t);
         if (more) {
 #pragma unroll
             for (int u = 0; u < LI_BACKWARD_GROUP; ++u) group[u] = next[u];
         }
     }
-    C group_a = C(0), group_d = C(0), group_lam = C(0);
-    for (; t >= 0; --t) step(read(t), t, group_a, group_d, group_lam);  // fewer than a group
-    sum_a += group_a;
-    sum_d += group_d;
-    sum_lam += group_lam;
-    if (dv0 != nullptr) store(dv0, n, lam - rate_v * lam);
+    for (; t >= 0; --t) step(read(t), t);  // fewer than a group
+    if (dv0 != nullptr) {
+        if (Carries<C>::value) {
+            store(dv0, n, (lam - mul_rn(lam, rate_v)) + (el - mul_rn(el, rate_v)));
+        } else {
+            store(dv0, n, lam - rate_v * lam);
+        }
+    }
     if (di0 != nullptr) store(di0, n, mu);
     if (parameters) {
-        da[n] = sum_a;
-        dd[n] = -sum_d;
-        dv_leak[n] = rate_v * sum_lam;
+        da[n] = C(sum_a);
+        dd[n] = C(-sum_d);
+        dv_leak[n] = C(double(rate_v) * sum_lam);
     }
 }

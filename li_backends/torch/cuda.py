@@ -2,7 +2,8 @@
 the CUDA implementations of ``li_neurons::scan`` and ``li_neurons::scan_backward``.
 
 One launch per direction and sequence: ``li_scan`` forward, the adjoint
-``li_scan_backward`` in reverse time (the recurrences of :mod:`.ops`). The
+``li_scan_backward`` in reverse time (the recurrences of :mod:`.ops`;
+float32 compensated, float64 plain, as the kernels' header says). The
 kernels run on the tensors' own memory (``data_ptr``), on the device of the
 inputs and on torch's current stream there, launched through CuPy, which
 compiles them with NVRTC on first use. Inputs are made contiguous first,

@@ -12,7 +12,12 @@ the tensors' memory instead. Every decay is written in its increment
 form (``y - a*y``, or ``lerp``, which computes ``start + w*(end - start)``
 for ``|w| < 0.5`` and ``end - (end - start)*(1 - w)`` otherwise, where
 ``1 - w`` is exact), so ``1 - a`` and ``1 - d`` are never rounded; the
-recurrences are documented in :mod:`li_backends.torch.ops`.
+recurrences are documented in :mod:`li_backends.torch.ops`. float64 runs
+them plain; float32 (and the half types, computed in it) runs them
+compensated, each state carrying its rounding error
+(:mod:`li_core.float_float`, the compiled kernels' operations in their
+order, so the two give the same bits), with the parameter gradients summed
+in float64.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 import torch
 
 from li_backends import compiled
+from li_core import float_float
+from li_core.blocked_scan import compensated
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -212,10 +219,19 @@ def lane_scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states
 def _forward_piece(x, v, i, a, d, leak, voltages, js, currents, i_end) -> None:
     """Coefficients are tensors (multiplied as such: a Python scalar operand
     would be wrapped in a new tensor at every step) and, where they are one
-    number, floats for ``alpha`` and ``lerp`` weights."""
+    number, floats for ``alpha`` and ``lerp`` weights. float32 runs the
+    compensated step of :func:`li_core.float_float.forward_step` (the
+    compiled kernels' operations), float64 the plain one."""
+    i_seq = itertools.repeat(i_end) if currents is None else currents.unbind(0)
+    if compensated(x.dtype):
+        j_seq = itertools.repeat(x.new_empty(x.shape[1:])) if js is None else js.unbind(0)
+        step = float_float.forward_step(torch, i_end, a, d, leak)
+        for x_t, v_t, j_t, i_t in zip(x.unbind(0), voltages.unbind(0), j_seq, i_seq):
+            step(x_t, v, i, v_t, j_t, i_t)
+            v, i = v_t, i_t
+        return
     weight, fraction = _scalar(a), _scalar(d)
     j_seq = itertools.repeat(i_end) if js is None else js.unbind(0)
-    i_seq = itertools.repeat(i_end) if currents is None else currents.unbind(0)
     drive: Any = x.new_empty(x.shape[1:]) if leak is not None else None  # j_t + v_leak
     for x_t, v_t, j_t, i_t in zip(x.unbind(0), voltages.unbind(0), j_seq, i_seq):
         torch.add(i, x_t, out=j_t)
@@ -242,22 +258,26 @@ def backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, need_v0: bool, save
     shape = gv.shape[1:]
     gx = gv.new_empty(gv.shape)
     g_v0 = gv.new_zeros(shape)
-    v0 = voltages = js = v_leak = g_a = g_d = lam_sum = None
+    v0 = voltages = js = v_leak = None
+    shares: list = []
     if saved is not None:
         v0, voltages, js, v_leak = saved
-        g_a, g_d, lam_sum = (gv.new_zeros(shape) for _ in range(3))
-    scaled = saved is None and not need_v0
-    pieces = _cut(shape, gv, gi, a, d, gx, g_v0, v0, voltages, js, v_leak, g_a, g_d, lam_sum)
+        shares = [gv.new_zeros(shape, dtype=torch.float64) for _ in range(3)]  # summed in float64
+    scaled = saved is None and not need_v0 and not compensated(gv.dtype)
+    pieces = _cut(shape, gv, gi, a, d, gx, g_v0, v0, voltages, js, v_leak, *(shares or (None,) * 3))
     _each(functools.partial(_backward_piece, record, scaled), pieces)
     grads = [gx, g_v0, gx[0].clone()]
-    if lam_sum is not None:
-        grads += [g_a, g_d, lam_sum * a]
+    if shares:
+        grads += [share.to(gv.dtype) for share in (*shares[:2], shares[2] * a)]
     return grads
 
 
 def _backward_piece(record, scaled, gv, gi, a, d, gx, g_v0, v0, voltages, js, leak, g_a, g_d, lam_sum) -> None:
     """Coefficients as in :func:`_forward_piece`; ``lam`` is ``a*lam`` when
-    ``scaled``."""
+    ``scaled``. float32 runs :func:`_compensated_backward_piece`."""
+    if compensated(gv.dtype):
+        _compensated_backward_piece(record, gv, gi, a, d, gx, g_v0, v0, voltages, js, leak, g_a, g_d, lam_sum)
+        return
     weight, fraction = _scalar(a), _scalar(d)
     gv_seq, gx_seq = gv.unbind(0), gx.unbind(0)
     gi_seq: Any = gi.unbind(0) if record else None
@@ -292,3 +312,26 @@ def _backward_piece(record, scaled, gv, gi, a, d, gx, g_v0, v0, voltages, js, le
             lam_sum.add_(lam)
     if not scaled:
         _decay(lam, weight, out=g_v0)
+
+
+def _compensated_backward_piece(record, gv, gi, a, d, gx, g_v0, v0, voltages, js, leak, g_a, g_d, lam_sum) -> None:
+    """The float32 adjoint, :func:`li_core.float_float.adjoint_step` from
+    ``mu_T = 0`` with the recorded currents' gradients ``gi`` (``[T, ...]``),
+    else from ``mu_T = gi``, the final current's; the parameter shares are
+    summed from the high parts, as in :func:`_backward_piece`."""
+    step, initial_voltage = float_float.adjoint_step(torch, gv[0], a, d)
+    gv_seq, gx_seq = gv.unbind(0), gx.unbind(0)
+    if js is not None:
+        js_seq, before = js.unbind(0), (v0, *voltages.unbind(0)[:-1])  # j_t, v_{t-1}
+        drive = gv.new_empty(gv.shape[1:])
+    mu = torch.zeros_like(gv[0]) if record else gi.expand(gv.shape[1:])
+    for t in range(gv.shape[0] - 1, -1, -1):
+        lam, kap = step(gv_seq[t], gi[t] if record else None, mu, gx_seq[t])
+        mu = gx_seq[t]
+        if js is not None:
+            torch.sub(leak, before[t], out=drive)
+            drive.add_(js_seq[t])  # (v_leak - v_{t-1}) + j_t, as the compiled adjoint
+            g_a.addcmul_(lam, drive)
+            g_d.addcmul_(kap, js_seq[t], value=-1)
+            lam_sum.add_(lam)
+    initial_voltage(g_v0)

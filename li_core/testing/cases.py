@@ -75,6 +75,29 @@ def slow_case(slowest: float, *, seed: int = 0, dt: float = 1e-4) -> Case:
     return Case(xs, None, state, p, dt)
 
 
+def ladder_case(slowest: float, steps: int | None = None, *, seed: int = 0, dt: float = 1e-4) -> Case:
+    """Long runs of slow neurons: per-neuron ``dt*tau_inv`` on a decade ladder
+    from 1 down to ``slowest``, the membrane rates ascending where the
+    synaptic ones descend, plus one neuron slow in both; one batch row over
+    ``steps`` (default ``ceil(1/slowest)``) steps of random inputs with mean
+    0.5, from a random state with a random ``v_leak`` per neuron.
+
+    A step moves a slow neuron's ``v`` by about ``slowest`` times its drive,
+    far below half a unit in the last place of ``v`` in float32 when
+    ``slowest`` is 1e-6 or less: a plain float32 recurrence rounds those
+    changes away (absorption) and drifts, one that carries its rounding
+    error does not.
+    """
+    rng = np.random.default_rng(seed)
+    ladder = np.logspace(0.0, math.log10(slowest), round(-math.log10(slowest)) + 1)
+    mem, syn = np.append(ladder, slowest), np.append(ladder[::-1], slowest)
+    neurons, steps = mem.size, math.ceil(1.0 / slowest) if steps is None else steps
+    xs = rng.normal(0.5, 1.0, size=(steps, 1, neurons))
+    state = LIState(rng.normal(0.0, 0.5, size=(1, neurons)), rng.normal(0.0, 0.5, size=(1, neurons)))
+    p = LIParameters(tau_syn_inv=syn / dt, tau_mem_inv=mem / dt, v_leak=rng.uniform(-1.0, 1.0, size=neurons))
+    return Case(xs, None, state, p, dt)
+
+
 def convert(case: Case, to_array: Any) -> Case:
     """The case with every array passed through ``to_array`` (floats kept)."""
 

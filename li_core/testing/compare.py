@@ -1,8 +1,11 @@
 """Cross-backend equivalence: the same inputs, generated once in NumPy
 float64, through every available backend, each compared with the float64
 Array API reference at the tolerance of its dtype (the contract
-(docs/contract.md), section 4). Two cases: a weighted scan of random inputs
-with per-neuron parameters, and slow neurons and synapses."""
+(docs/contract.md), section 4). Four cases: a weighted scan of random inputs
+with per-neuron parameters, slow neurons and synapses, and the two long runs
+of the conformance suite (rates down to 1e-6 over 10^6 steps, and down to
+1e-9 over 100,000), whose float64 yardstick is
+:mod:`li_core.testing.long_runs`."""
 
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ from li_core import li_scan, reference
 from li_core.arrays import HALF
 from li_core.registry import registry
 
-from .cases import Case, random_case, slow_case
+from .cases import Case, ladder_case, random_case, slow_case
+from .long_runs import RUNS, long_scan, run_length
 from .targets import Target, targets_for
 from .tolerances import RTOL, error_ratio
 
 #: the compared cases, in table order
-CASES = ("weighted", "slow neurons")
+CASES = ("weighted", "slow neurons", *RUNS)
 
 
 class Comparison(NamedTuple):
@@ -44,18 +48,26 @@ class Comparison(NamedTuple):
     skipped: str | None = None
 
 
-def _case(name: str, dtype: str, steps: int, seed: int) -> Case:
+def _case(name: str, target: Target, steps: int, seed: int) -> tuple[Case, bool]:
+    """The case, and whether it is a full-length long run (its yardstick is
+    then :func:`~li_core.testing.long_runs.long_scan`)."""
     if name == "weighted":
-        return random_case(steps, (4,), 48, inputs=32, seed=seed)
-    return slow_case(1e-2 if dtype in HALF else 1e-4, seed=seed)
+        return random_case(steps, (4,), 48, inputs=32, seed=seed), False
+    if name == "slow neurons":
+        return slow_case(1e-2 if target.dtype in HALF else 1e-4, seed=seed), False
+    slowest, length, full = run_length(name, target.backend.name)
+    return ladder_case(slowest, length, seed=seed), full
 
 
-def _compare_one(target: Target, name: str, case: Case) -> Comparison:
+def _compare_one(target: Target, name: str, case: Case, long: bool) -> Comparison:
     given, rounded = target.case(case), target.rounded(case)
     vs, states = li_scan(
         given.xs, given.state, given.weights, given.p, case.dt, backend=target.backend, record_states=True
     )
-    expected, expected_states = reference.scan(rounded.xs, rounded.state, rounded.weights, rounded.p, case.dt, True)
+    if long:
+        expected, expected_states = long_scan(rounded, record_states=True)
+    else:
+        expected, expected_states = reference.scan(rounded.xs, rounded.state, rounded.weights, rounded.p, case.dt, True)
     max_abs = max_rel = ratio = rounding = 0.0
     for got, want in ((target.numpy(vs), expected), (target.numpy(states.i), expected_states.i)):
         error = np.abs(got - want)
@@ -81,7 +93,11 @@ def compare(
 
     - ``"weighted"``: a ``steps``-step weighted scan with per-neuron parameters;
     - ``"slow neurons"``: per-neuron ``dt*tau_inv`` from 1 down to 1e-4 (1e-2
-      in half precision) over 2/(dt*tau_inv) steps of the slowest.
+      in half precision) over 2/(dt*tau_inv) steps of the slowest;
+    - ``"rates to 1e-6"`` and ``"absorption"``: the conformance suite's long
+      runs, rates down to 1e-6 over 10^6 steps and down to 1e-9 over 100,000
+      (10^4 steps for backends that step in Python), float32 and float64
+      only (half precision cannot resolve such rates: skipped rows).
 
     Rows come case by case. Unavailable backends and undeclared dtypes come
     back as skipped rows with the reason."""
@@ -92,11 +108,13 @@ def compare(
     rows = []
     for name in cases:
         for target, skip in targets:
+            if not skip and name in RUNS and target.dtype in HALF:
+                skip = f"{target.dtype} cannot resolve rates below 1e-2"
             if skip:
                 where = (target.backend.name, target.dtype, str(target.device), name)
                 rows.append(Comparison(*where, np.nan, np.nan, np.nan, True, skipped=skip))
             else:
-                rows.append(_compare_one(target, name, _case(name, target.dtype, steps, seed)))
+                rows.append(_compare_one(target, name, *_case(name, target, steps, seed)))
     return rows
 
 

@@ -9,6 +9,8 @@ cannot run here is skipped with the reason.
 
 from __future__ import annotations
 
+import functools
+
 import array_api_compat
 import numpy as np
 import pytest
@@ -24,9 +26,10 @@ from li_core import (
 from li_core import reference as ref
 from li_core.arrays import HALF, dtype_name, library_name
 
-from .cases import Case, random_case, slow_case
+from .cases import Case, convert, ladder_case, random_case, slow_case
 from .exact import exact_scan
 from .gradients import GRADIENT_NAMES, gradient_api, reference_gradients
+from .long_runs import RUNS, long_gradients, long_scan, run_length
 from .pytest_plugin import chosen_backends
 from .targets import Target, targets_for
 from .tolerances import assert_matches
@@ -68,11 +71,11 @@ def run_scan(target: Target, case: Case, *, at_rest: bool = False, record_states
     return li_scan(case.xs, state, case.weights, case.p, case.dt, backend=target.backend, record_states=record_states)
 
 
-def check_scan(target: Target, case: Case, what: str) -> None:
+def check_scan(target: Target, case: Case, what: str, expected_scan=reference_scan) -> None:
     """Scan ``case`` on the target and compare voltages and final state with
-    the reference on the same (rounded) numbers."""
+    the float64 ``expected_scan`` (the reference) on the same (rounded) numbers."""
     vs, state = run_scan(target, target.case(case))
-    expected_vs, expected = reference_scan(target.rounded(case))
+    expected_vs, expected = expected_scan(target.rounded(case))
     assert_matches(target.numpy(vs), expected_vs, target.dtype, f"{what}: voltages")
     assert_matches(target.numpy(state.v), expected.v, target.dtype, f"{what}: final v")
     assert_matches(target.numpy(state.i), expected.i, target.dtype, f"{what}: final i")
@@ -625,10 +628,8 @@ def test_nonfinite_array_parameter_is_refused(target: Target, monkeypatch, field
 # --- gradients, for backends that declare autograd ---------------------------
 
 
-def check_gradients(target: Target, case: Case, what: str) -> None:
-    """Gradients of ``sum(seed * vs) + sum(final_seed * i_final)`` through the
-    target's scan, against the float64 adjoint of the reference on the same
-    (rounded) numbers, at the tolerance of the target's dtype."""
+def _gradient_api(target: Target):
+    """The target's gradient API; skips the check where there is none."""
     if not target.backend.autograd:
         pytest.skip(f"backend {target.backend.name!r} does not declare autograd")
     if target.dtype in HALF:
@@ -636,6 +637,15 @@ def check_gradients(target: Target, case: Case, what: str) -> None:
     api = gradient_api(target.array(np.zeros(1)))
     if api is None:
         pytest.skip("the suite knows no gradient API for this library (torch and jax are supported)")
+    return api
+
+
+def check_gradients(target: Target, case: Case, what: str, expected_gradients=reference_gradients) -> None:
+    """Gradients of ``sum(seed * vs) + sum(final_seed * i_final)`` through the
+    target's scan, against the float64 ``expected_gradients`` (the adjoint of
+    the reference) on the same (rounded) numbers, at the tolerance of the
+    target's dtype."""
+    api = _gradient_api(target)
     rng = np.random.default_rng(21)
     neurons = tuple(case.state.v.shape)
     seed = target.array(rng.normal(size=(case.xs.shape[0], *neurons)))
@@ -651,7 +661,7 @@ def check_gradients(target: Target, case: Case, what: str) -> None:
 
     weights = () if given.weights is None else (given.weights,)
     got = api(loss, (given.xs, *weights, given.state.v, given.state.i, *given.p))
-    want = reference_gradients(target.rounded(case), target.numpy(seed), target.numpy(final_seed))
+    want = expected_gradients(target.rounded(case), target.numpy(seed), target.numpy(final_seed))
     for name, gradient in zip(names, got):
         assert_matches(target.numpy(gradient), want[name], target.dtype, f"{what}: gradient w.r.t. {name}")
 
@@ -662,3 +672,47 @@ def test_gradients_match_reference(target: Target) -> None:
 
 def test_slow_neuron_gradients_match_reference(target: Target) -> None:
     check_gradients(target, slow_case(1e-4), "slow neurons, dt*tau_inv down to 1e-4")
+
+
+# --- long runs of slow neurons: absorption -----------------------------------
+
+
+def long_run(target: Target, name: str) -> tuple[str, Case, bool]:
+    """The target's long run ``name`` (shorter where the backend steps in
+    Python): what it is, its case and whether it is the full-length one.
+    Half precision is held to the slow neurons above, down to 1e-2, where it
+    can resolve the decay at all."""
+    if target.dtype in HALF:
+        pytest.skip(f"{target.dtype} cannot resolve rates below 1e-2 (checked above, down to 1e-2)")
+    slowest, steps, full = run_length(name, target.backend.name)
+    return f"{name}: dt*tau_inv down to {slowest:g} over {steps:,} steps", ladder_case(slowest, steps), full
+
+
+@functools.lru_cache(maxsize=2)
+def _long_expected(slowest: float, steps: int, dtype: str) -> tuple[np.ndarray, LIState]:
+    """The float64 result of a long run rounded to ``dtype`` (kept: every
+    backend of a ``li check`` run compares with it)."""
+    rounded = convert(ladder_case(slowest, steps), lambda a: np.asarray(a, dtype=dtype).astype(np.float64))
+    return long_scan(rounded)
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_long_runs_of_slow_neurons_match_reference(target: Target, run: str) -> None:
+    """``dt*tau_inv`` from 1 down to 1e-6 per neuron over 10^6 steps, and
+    down to 1e-9 over 100,000: a step changes a slow neuron's ``v`` by less
+    than half a unit in its last place in float32, so a plain float32
+    recurrence rounds the changes away and drifts; one that carries its
+    rounding error keeps the tolerance. Backends that step in Python run
+    shorter cases (:data:`li_core.testing.long_runs.RUNS`)."""
+    what, case, _ = long_run(target, run)
+    slowest, steps, _ = run_length(run, target.backend.name)
+    check_scan(target, case, what, lambda _: _long_expected(slowest, steps, target.dtype))
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_long_run_gradients_match_reference(target: Target, run: str) -> None:
+    """The gradients (inputs, state, parameters) of a loss over every step of
+    the long runs above, against the float64 adjoint."""
+    _gradient_api(target)  # (skips before the case is made)
+    what, case, full = long_run(target, run)
+    check_gradients(target, case, what, long_gradients if full else reference_gradients)

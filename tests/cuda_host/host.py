@@ -31,7 +31,9 @@ from li_backends.cupy import launcher
 
 HOST_DIR = pathlib.Path(__file__).parent
 KERNEL_DIR = launcher.KERNEL_SOURCE.parent
-FLAGS = ("-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas")
+#: -ffp-contract=off: no fused multiply-add where the GPU rounds each
+#: operation (g++ contracts by default where the target has FMA, as on aarch64)
+FLAGS = ("-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas", "-ffp-contract=off")
 
 
 def compiler() -> str | None:
