@@ -1,7 +1,7 @@
 """A JAX backend for li-neurons: a third-party plugin in miniature.
 
 The step is a jitted function; the scan is ``jax.lax.scan`` over time inside
-one jitted function. JAX is imported only when the backend is first asked to
+one jitted function, carrying its state in float64. JAX is imported only when the backend is first asked to
 run or to report its availability, never at registration. float64 needs JAX's
 x64 mode: the backend switches it on when it first runs (and says so in
 ``availability``'s docstring), as the li contract requires float64 support.
@@ -39,14 +39,27 @@ def _kernels() -> tuple[Any, Any, Any]:
         v_new, i_new = euler(x, v, i, a, d, v_leak)
         return v_new, LIState(v_new, i_new)  # JAX arrays are immutable: sharing is not aliasing
 
+    # Long runs of slow neurons: in float32 a change below half an ulp of v
+    # would be rounded away at every step (absorption), so the scan carries
+    # its state in float64 (x64 mode is on) and rounds only what it returns.
+    # Autodiff through the casts gives float64 adjoints too. (A kernel
+    # without cheap float64 would carry a float-float state instead, as the
+    # built-in backends' float32 loops do.)
     @jax.jit
     def scan(xs, v, i, a, d, v_leak):
-        def one(carry, x):
-            v, i = euler(x, *carry, a, d, v_leak)
-            return (v, i), (v, i)
+        dtype = xs.dtype
 
-        (v, i), (vs, is_) = jax.lax.scan(one, (v, i), xs)
-        return vs, is_, v, i
+        # (the parameters widened once, outside the loop, so that their
+        # gradients too are summed over time in float64)
+        wide_a, wide_d, wide_leak = (jnp.asarray(value, jnp.float64) for value in (a, d, v_leak))
+
+        def one(carry, x):
+            v, i = euler(x.astype(jnp.float64), *carry, wide_a, wide_d, wide_leak)
+            return (v, i), (v.astype(dtype), i.astype(dtype))
+
+        wide = (jnp.asarray(v, jnp.float64), jnp.asarray(i, jnp.float64))
+        (v, i), (vs, is_) = jax.lax.scan(one, wide, xs)
+        return vs, is_, v.astype(dtype), i.astype(dtype)
 
     return step, scan, jnp
 
