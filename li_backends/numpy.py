@@ -24,7 +24,8 @@ from typing import Any
 import li_core
 from li_backends import compiled
 from li_core import float_float
-from li_core.blocked_scan import blocked_scan, chunk_length, compensated
+from li_core.blocked_scan import blocked_scan, chunk_length
+from li_core.float_float import compensated
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 

@@ -23,7 +23,7 @@ the chunk length of :func:`chunk_length`. Every recurrence is in increment form,
 section 1). In float32 (and half precision, computed in float32) every state
 update of :func:`scan_lanes` and of :func:`carry` is compensated: the state
 is a float-float pair whose low part carries the rounding error of each
-update (``two_sum``), so a slow neuron's small changes are never
+update (:func:`li_core.float_float.two_sum`), so a slow neuron's small changes are never
 absorbed by a large state; the low parts start at 0 in each call and are
 dropped at chunk boundaries. float64 runs the plain recurrences. The
 derivation, the accuracy argument and the measured crossover are in
@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 
 from .arrays import HALF, dtype_name, namespace
+from .float_float import compensated, two_sum
 from .reference import rates
 from .types import LIParameters, LIState
 
@@ -63,12 +64,10 @@ __all__ = [
     "chunk_ends",
     "chunk_length",
     "chunk_transition",
-    "compensated",
     "from_chunks",
     "rescan_chunks",
     "scan_lanes",
     "to_chunks",
-    "two_sum",
 ]
 
 #: ``lane_scan(xs, state, p, dt, record_states) -> (voltages, state)``: a
@@ -109,21 +108,6 @@ def chunk_length(steps: int, neurons: int) -> int:
     if divisors:
         return min(divisors, key=lambda n: abs(math.log(n / best)))
     return max(1, round(best))
-
-
-def two_sum(p: Any, q: Any) -> tuple[Any, Any]:
-    """Knuth's TwoSum: ``(s, e)`` with ``s = fl(p + q)`` and ``s + e = p + q``
-    exactly, whichever of ``p`` and ``q`` is larger (6 operations, no
-    branch)."""
-    s = p + q
-    z = s - p
-    return s, (p - (s - z)) + (q - z)
-
-
-def compensated(dtype: Any) -> bool:
-    """Whether recurrences in ``dtype`` carry their rounding error: float32
-    (half precision is computed there); float64 runs them plain."""
-    return dtype_name(dtype) == "float32"
 
 
 def scan_lanes(

@@ -5,9 +5,12 @@ torch's ops (``xp`` is the ``numpy`` or the ``torch`` module; both spell
 
 Each state is a pair, its high part and the rounding error it carries; the
 low parts start at 0 when a step function is made and are never returned.
-Every state update is the error-free sum :func:`two_sum_into`, so a slow
+:func:`compensated` says which dtypes run this way (float32) and
+:func:`two_sum` is the error-free sum on any Array API arrays (the blocked
+scan's lanes and carries use it). Every state update is the error-free sum
+:func:`two_sum_into`, so a slow
 neuron's change is never absorbed by its state. The operations are those of
-the compiled kernels (:mod:`li_backends.compiled.kernels`), in the same order
+the compiled kernels (``li_backends.compiled.kernels``), in the same order
 and without fused multiply-adds, so the loops and the kernels give the same
 bits.
 """
@@ -16,6 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from .arrays import dtype_name
+
+__all__ = ["adjoint_step", "compensated", "forward_step", "two_sum", "two_sum_into"]
+
+
+def two_sum(p: Any, q: Any) -> tuple[Any, Any]:
+    """Knuth's TwoSum: ``(s, e)`` with ``s = fl(p + q)`` and ``s + e = p + q``
+    exactly, whichever of ``p`` and ``q`` is larger (6 operations, no
+    branch)."""
+    s = p + q
+    z = s - p
+    return s, (p - (s - z)) + (q - z)
+
+
+def compensated(dtype: Any) -> bool:
+    """Whether recurrences in ``dtype`` carry their rounding error: float32
+    (half precision is computed there); float64 runs them plain."""
+    return dtype_name(dtype) == "float32"
 
 
 def two_sum_into(xp: Any, p: Any, q: Any, s: Any, e: Any, z: Any) -> None:

@@ -27,7 +27,7 @@ import math
 import os
 from typing import Any
 
-from li_core.blocked_scan import compensated
+from li_core.float_float import compensated
 from li_core.forking import forked_from_threads
 
 #: set to False to run the NumPy and torch loops (and the blocked scan) where

@@ -32,7 +32,7 @@ import torch
 
 from li_backends import compiled
 from li_core import float_float
-from li_core.blocked_scan import compensated
+from li_core.float_float import compensated
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
