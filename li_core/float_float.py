@@ -107,17 +107,21 @@ def adjoint_step(xp: Any, like: Any, a: Any, d: Any) -> tuple[Callable[..., Any]
     lam, lam_next, kap, low_l, low_m, low_k, q, z = (xp.zeros_like(like) for _ in range(8))
     state = [lam, lam_next]
 
+    def decayed(lam: Any, first: Any, out: Any) -> None:
+        """``out = (first - lam*a) + (el - el*a)``, through ``q`` and ``z``."""
+        xp.multiply(lam, a, out=q)
+        xp.subtract(first, q, out=q)
+        xp.multiply(low_l, a, out=z)
+        xp.subtract(low_l, z, out=z)
+        xp.add(q, z, out=out)
+
     def step(gv: Any, gi: Any, mu: Any, mu_out: Any) -> tuple[Any, Any]:
         lam, lam_next = state
         carried, low = (mu, low_m) if gi is None else (kap, low_k)
         if gi is not None:
             two_sum_into(xp, mu, gi, kap, low_k, z)
             xp.add(low_k, low_m, out=low_k)
-        xp.multiply(lam, a, out=q)
-        xp.subtract(gv, q, out=q)
-        xp.multiply(low_l, a, out=z)
-        xp.subtract(low_l, z, out=z)
-        xp.add(q, z, out=q)
+        decayed(lam, gv, q)
         two_sum_into(xp, lam, q, lam_next, low_l, z)
         xp.multiply(carried, d, out=q)
         xp.subtract(low, q, out=q)
@@ -128,11 +132,6 @@ def adjoint_step(xp: Any, like: Any, a: Any, d: Any) -> tuple[Callable[..., Any]
         return lam_next, carried
 
     def initial_voltage(out: Any) -> None:
-        lam = state[0]
-        xp.multiply(lam, a, out=q)
-        xp.subtract(lam, q, out=q)
-        xp.multiply(low_l, a, out=z)
-        xp.subtract(low_l, z, out=z)
-        xp.add(q, z, out=out)
+        decayed(state[0], state[0], out)
 
     return step, initial_voltage
