@@ -26,6 +26,7 @@ from li_backends import compiled
 from li_core import float_float
 from li_core.blocked_scan import blocked_scan, chunk_length
 from li_core.float_float import compensated
+from li_core.rates import scan_rates
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -157,12 +158,11 @@ class NumPyBackend(li_core.Backend):
         which computes exactly what :meth:`loop` does."""
         np = _numpy()
         p = _as_compute(np, xs.dtype, p)
-        a, d = rates(p, dt)
         voltages = np.empty(xs.shape, dtype=xs.dtype)
         currents = np.empty(xs.shape, dtype=xs.dtype) if record_states else None
         i_end = np.empty(xs.shape[1:], dtype=xs.dtype)
         leak = p.v_leak if _has_leak(p.v_leak) else None
-        compiled.scan(xs, state.v, state.i, a, d, leak, voltages, currents, None, i_end)
+        compiled.scan(xs, state.v, state.i, *scan_rates(p, dt), leak, voltages, currents, None, i_end)
         if currents is not None:
             return voltages, LIState(voltages.copy(), currents)
         return voltages, LIState(voltages[-1].copy(), i_end)

@@ -14,6 +14,7 @@ import pytest
 import li_backends.numpy as numpy_backend
 from li_backends import compiled
 from li_core import LIParameters, LIState, li_scan, reference
+from li_core.rates import Rate
 from li_core.testing import assert_matches
 from li_core.testing.cases import convert, ladder_case, random_case, slow_case
 
@@ -319,7 +320,7 @@ def test_parameter_gradient_shares_lose_no_small_terms(rates, kernel, kernel_cal
     saved = (np.zeros(neurons, dtype), np.zeros((steps, neurons), dtype), np.ones((steps, neurons), dtype), 0.0)
     dx, dv0 = np.empty((steps, neurons), dtype), np.empty(neurons, dtype)
     shares = tuple(np.empty(neurons, dtype) for _ in range(3))
-    compiled.scan_backward(gv, None, np.zeros(neurons, dtype), one, one, saved, dx, dv0, shares)
+    compiled.scan_backward(gv, None, np.zeros(neurons, dtype), Rate(one), Rate(one), saved, dx, dv0, shares)
     assert kernel_calls == ["scan_backward"]
     # lam_t = gv_t exactly; mu_t = gv_t up to float32's rounding of the
     # compensated increment lam*a + (ek - kap*d), where kap*d is the larger term

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from li_backends.torch import cuda as torch_cuda  # noqa: E402 - after the importorskip above, which skips the module without torch
 from li_backends.torch_nn import LI, LILinearCell  # noqa: E402 - after the importorskip above, which skips the module without torch
 from li_core import LIParameters  # noqa: E402 - after the importorskip above, which skips the module without torch
+from li_core.rates import Rate  # noqa: E402 - after the importorskip above, which skips the module without torch
 
 needs_fused_cuda = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False"),
@@ -28,8 +29,8 @@ def test_float_rates_are_passed_by_value():
     """A Python float (or a 0-d CPU tensor) becomes a kernel argument on the
     host; a device tensor is passed by address and never read (an ``item()``
     on it would synchronise, which a graph capture forbids)."""
-    assert torch_cuda._rate("a", 0.25, torch.zeros(1)).value == 0.25
-    assert torch_cuda._rate("a", torch.tensor(0.5), torch.zeros(1)).value == 0.5
+    assert torch_cuda._rate("a", Rate(0.25), torch.zeros(1)).value == 0.25
+    assert torch_cuda._rate("a", Rate(torch.tensor(0.5)), torch.zeros(1)).value == 0.5
 
     class DeviceTensor:  # a stand-in for a CUDA tensor: reading its value fails
         is_cpu = False
@@ -43,8 +44,8 @@ def test_float_rates_are_passed_by_value():
             return 1
 
     like = DeviceTensor()
-    rate = torch_cuda._rate("a", like, like)
-    assert rate.value is like
+    rate = torch_cuda._rate("a", Rate(like, 1e-3), like)
+    assert rate.value is like and rate.scale == 1e-3
 
 
 class Voltages(torch.nn.Module):

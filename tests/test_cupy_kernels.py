@@ -864,6 +864,7 @@ def test_float_equals_the_compiled_loop_bit_for_bit(host_library):
     a, d, v_leak = f32(case.dt * case.p.tau_mem_inv), f32(case.dt * case.p.tau_syn_inv), f32(case.p.v_leak)
     xs, v0, i0 = f32(case.xs), f32(case.state.v), f32(case.state.i)
     want = {name: np.empty_like(xs) for name in ("voltages", "currents", "js")}
+    a, d = kernels.Rate(a), kernels.Rate(d)  # (fractions: a scale of 1)
     compiled.scan(xs, v0, i0, a, d, v_leak, want["voltages"], want["currents"], want["js"], np.empty_like(v0))
     dx, dv0 = np.empty_like(xs), np.empty_like(v0)
     shares = tuple(np.empty(v0.shape) for _ in range(3))

@@ -24,7 +24,8 @@ torch = pytest.importorskip("torch", reason="torch is not installed")
 from cuda_host import host  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 from li_backends.cupy import kernels  # noqa: E402 - after the importorskip above, which skips the module without the library
-from li_backends.torch import cuda  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_backends.torch import cuda, ops  # noqa: E402 - after the importorskip above, which skips the module without the library
+from li_core.rates import Rate  # noqa: E402 - after the importorskip above, which skips the module without the library
 from li_core.testing.tolerances import error_ratio  # noqa: E402 - after the importorskip above, which skips the module without the library
 
 CUDA_REASON = (
@@ -52,10 +53,15 @@ def on_host(host_library, monkeypatch):
 # --- cases ------------------------------------------------------------------------------
 
 
+#: the time step of the cases' inverse time constants
+DT = 1e-3
+
+
 def random_rates(rng, shapes, dtype, device="cpu"):
-    """(a, d, v_leak) as tensors: None means a 0-d CPU tensor (a Python float
-    made a tensor), else a tensor of that shape on ``device``."""
-    lows, highs = (0.05, 0.05, -1.0), (0.45, 0.45, 1.0)
+    """(tau_mem_inv, tau_syn_inv, v_leak) as tensors: None means a 0-d CPU
+    tensor (a Python float made a tensor), else a tensor of that shape on
+    ``device``; ``dt*tau_inv`` lies in [0.05, 0.45]."""
+    lows, highs = (0.05 / DT, 0.05 / DT, -1.0), (0.45 / DT, 0.45 / DT, 1.0)
     rates = []
     for shape, low, high in zip(shapes, lows, highs):
         if shape is None:
@@ -65,8 +71,14 @@ def random_rates(rng, shapes, dtype, device="cpu"):
     return rates
 
 
-def euler_loop(xs, v0, i0, a, d, v_leak):
+def as_rates(tau_mem_inv, tau_syn_inv, v_leak):
+    """The bridge's arguments: the inverse time constants as Rates with the step DT."""
+    return Rate(tau_mem_inv, DT), Rate(tau_syn_inv, DT), v_leak
+
+
+def euler_loop(xs, v0, i0, tau_mem_inv, tau_syn_inv, v_leak):
     """The contract's Euler steps in torch ops: ``(voltages, currents, js)``."""
+    a, d = DT * tau_mem_inv, DT * tau_syn_inv
     v, i, vs, currents, js = v0, i0, [], [], []
     for x in xs.unbind(0):
         j = i + x
@@ -103,7 +115,7 @@ def test_scan_matches_the_euler_loop(on_host, case, dtype, record, keep):
     xs = torch.tensor(rng.normal(size=(steps, 3, 70)), dtype=dtype)
     v0, i0 = (torch.tensor(rng.normal(size=(3, 70)), dtype=dtype) for _ in range(2))
     a, d, v_leak = random_rates(rng, shapes, dtype)
-    voltages, currents, js = cuda.scan(xs, v0, i0, a, d, v_leak, record, keep)
+    voltages, currents, js = cuda.scan(xs, v0, i0, *as_rates(a, d, v_leak), record, keep)
     expected = euler_loop(*(t.double() for t in (xs, v0, i0, a, d, v_leak)))
     name = str(dtype).removeprefix("torch.")
     check(voltages, expected[0], name, "voltages")
@@ -121,8 +133,9 @@ def test_scan_matches_the_euler_loop(on_host, case, dtype, record, keep):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("case", RATE_SHAPES, ids=list(RATE_SHAPES))
 def test_scan_backward_matches_autograd(on_host, case, dtype, record, parameters):
-    """``[dx, dv0, di0]`` (and the parameter gradients summed to each rate's
-    shape, 0-d CPU rates included) against autograd through the Euler loop."""
+    """``[dx, dv0, di0]`` (and the parameter gradients, summed to each
+    parameter's shape and scaled by ``dt`` as the torch ops do, 0-d CPU
+    parameters included) against autograd through the Euler loop."""
     (steps,), shapes = RATE_SHAPES[case]
     rng = np.random.default_rng(2)
     name = str(dtype).removeprefix("torch.")
@@ -137,11 +150,11 @@ def test_scan_backward_matches_autograd(on_host, case, dtype, record, parameters
     loss = (gv.double() * vs).sum() + (gi.double() * (currents if record else currents[-1])).sum()
     expected = torch.autograd.grad(loss, leaves)
 
-    voltages, _, js = cuda.scan(xs, v0, i0, *rates, record, parameters)
+    voltages, _, js = cuda.scan(xs, v0, i0, *as_rates(*rates), record, parameters)
     saved = (v0, voltages, js) if parameters else (None, None, None)
-    grads = cuda.scan_backward(gv, gi, *rates, *saved, record, True)
+    grads = ops._fused_backward(gv, gi, *as_rates(*rates), *saved, record)
     assert len(grads) == (6 if parameters else 3)
-    for got, want, what in zip(grads, expected, ("dx", "dv0", "di0", "da", "dd", "dv_leak")):
+    for got, want, what in zip(grads, expected, ("dx", "dv0", "di0", "dtau_mem_inv", "dtau_syn_inv", "dv_leak")):
         assert got.shape == want.shape and got.dtype == dtype, (what, got.shape, got.dtype)
         check(got, want, name, what)
 
@@ -162,12 +175,11 @@ def test_scan_backward_reads_broadcast_voltage_gradients_in_place(on_host, gradi
         "sliced": full[:, :, ::2],
     }[gradient]
     assert cuda._strides(gv)[1] == {"sum": (0, 0), "sum over time": (0, 1), "sliced": None}[gradient]
+    rates = as_rates(*rates)
     voltages, _, js = cuda.scan(xs, v0.double(), i0.double(), *rates, False, True)
-    got = cuda.scan_backward(
-        gv, torch.zeros(3, 70, dtype=torch.float64), *rates, v0.double(), voltages, js, False, True
-    )
+    got = cuda.scan_backward(gv, torch.zeros(3, 70, dtype=torch.float64), *rates, v0.double(), voltages, js, False)
     expected = cuda.scan_backward(
-        gv.contiguous(), torch.zeros(3, 70, dtype=torch.float64), *rates, v0.double(), voltages, js, False, True
+        gv.contiguous(), torch.zeros(3, 70, dtype=torch.float64), *rates, v0.double(), voltages, js, False
     )
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -179,9 +191,10 @@ def test_non_contiguous_inputs_give_the_same_numbers(on_host):
     v0 = torch.tensor(rng.normal(size=(3, 140)))[:, ::2]
     i0 = torch.tensor(rng.normal(size=70)).expand(3, 70)
     a, d, v_leak = random_rates(rng, [(70,), None, (3, 1)], torch.float64)
-    a = torch.tensor(rng.uniform(0.05, 0.45, size=140))[::2]
-    got = cuda.scan(xs, v0, i0, a, d, v_leak, True, True)
-    expected = cuda.scan(xs.contiguous(), v0.contiguous(), i0.contiguous(), a.contiguous(), d, v_leak, True, True)
+    a = torch.tensor(rng.uniform(50, 450, size=140))[::2]
+    got = cuda.scan(xs, v0, i0, *as_rates(a, d, v_leak), True, True)
+    contiguous = (xs.contiguous(), v0.contiguous(), i0.contiguous())
+    expected = cuda.scan(*contiguous, *as_rates(a.contiguous(), d, v_leak), True, True)
     for x, y in zip(got, expected):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
@@ -205,18 +218,19 @@ def aten_calls(fn):
 
 
 def test_laid_out_tensors_are_read_in_place(on_host):
-    """On contiguous inputs, 0-d CPU rates and the broadcast gradient of a sum,
-    each call only allocates its outputs and reads the rates' values: no
-    copy, expand or fill runs on the host for the kernels (each would be a
-    launch and an allocation on CUDA)."""
+    """On contiguous inputs, 0-d CPU fractions and the broadcast gradient of a
+    sum, each call only allocates its outputs and reads the fractions'
+    values: no copy, expand or fill runs on the host for the kernels (each
+    would be a launch and an allocation on CUDA)."""
     rng = np.random.default_rng(10)
     xs = torch.tensor(rng.normal(size=(6, 3, 70)), dtype=torch.float32)
     v0, i0 = torch.zeros(3, 70), torch.zeros(3, 70)
-    rates = random_rates(rng, [None, None, None], torch.float32)
+    a, d, v_leak = (torch.tensor(value) for value in (0.1, 0.2, 0.3))
+    rates = (Rate(a), Rate(d), v_leak)  # (fractions: a scale of 1)
     forward = aten_calls(lambda: cuda.scan(xs, v0, i0, *rates, False, False))
     assert sorted(forward) == ["_local_scalar_dense"] * 3 + ["empty_like"] * 2 + ["new_empty"], forward
     gv = torch.tensor(1.0).expand(6, 3, 70)
-    backward = aten_calls(lambda: cuda.scan_backward(gv, i0, *rates, None, None, None, False, True))
+    backward = aten_calls(lambda: cuda.scan_backward(gv, i0, *rates, None, None, None, False))
     assert not [call for call in backward if call not in ("_local_scalar_dense", "empty_like", "select")], backward
     assert backward.count("empty_like") == 3, backward
 
@@ -227,13 +241,13 @@ def test_a_missing_current_gradient_reads_as_zero(on_host):
     rng = np.random.default_rng(11)
     xs = torch.tensor(rng.normal(size=(9, 2, 70)))
     v0, i0 = torch.zeros(2, 70, dtype=torch.float64), torch.zeros(2, 70, dtype=torch.float64)
-    rates = random_rates(rng, [(70,), None, (2, 1)], torch.float64)
+    rates = as_rates(*random_rates(rng, [(70,), None, (2, 1)], torch.float64))
     voltages, _, js = cuda.scan(xs, v0, i0, *rates, True, True)
     gv = torch.tensor(rng.normal(size=(9, 2, 70)))
     for record in (False, True):
         zero = torch.zeros_like(xs if record else v0)
-        got = cuda.scan_backward(gv, None, *rates, v0, voltages, js, record, True)
-        expected = cuda.scan_backward(gv, zero, *rates, v0, voltages, js, record, True)
+        got = cuda.scan_backward(gv, None, *rates, v0, voltages, js, record)
+        expected = cuda.scan_backward(gv, zero, *rates, v0, voltages, js, record)
         for a, b in zip(got, expected):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -251,7 +265,7 @@ def test_launches_go_to_the_inputs_device_and_torchs_current_stream(host_library
     device = types.SimpleNamespace(type="cuda", index=3)
     x = torch.zeros(2, 5)
     with host.cupy_on_host(host_library) as (_memory, placement):
-        rates = (kernels.Rate(0.1), kernels.Rate(0.2), kernels.Rate(0.0))
+        rates = (Rate(0.1), Rate(0.2), Rate(0.0))
         launch = kernels.scan(cuda.MEMORY, "float32", x, x[0], x[0], rates, torch.empty(2, 5), v_last=torch.empty(5))
         cuda._issue(launch, device)
     assert asked == [device]
@@ -270,20 +284,27 @@ def test_current_stream_reads_the_raw_handle_of_the_devices_stream(monkeypatch):
 
 
 def test_rates_by_value_or_by_address():
+    """A float, or a one-element CPU tensor, goes by value, its fraction formed
+    as torch forms ``dt * tau_inv`` (in the tensor's dtype); a device tensor
+    goes by address with its scale, for the kernel to multiply."""
     like = torch.empty(2, 3, device="meta")
-    a, d, v_leak = cuda._rates(torch.tensor(0.25), torch.empty(3, device="meta"), torch.tensor([0.5]), like)
-    assert a == kernels.Rate(0.25) and v_leak == kernels.Rate(0.5)
-    assert isinstance(d.value, torch.Tensor) and d.value.device.type == "meta"
-    # a one-element CPU rate goes by value whatever the inputs' device (as on CUDA)
-    assert cuda._rates(torch.tensor(0.25), torch.ones(1), torch.tensor(0.0), torch.empty(2, 3)) == (
-        kernels.Rate(0.25),
-        kernels.Rate(1.0),
-        kernels.Rate(0.0),
+    a, d, v_leak = cuda._rates(
+        Rate(torch.tensor(0.25)), Rate(torch.empty(3, device="meta"), DT), torch.tensor([0.5]), like
     )
-    with pytest.raises(ValueError, match="a: a rate on cpu with shape \\(3,\\)"):
-        cuda._rates(torch.ones(3), torch.tensor(0.1), torch.tensor(0.0), like)
-    with pytest.raises(TypeError, match=r"d: a rate of dtype torch\.float64"):
-        cuda._rates(torch.tensor(0.1), torch.empty(3, dtype=torch.float64, device="meta"), torch.tensor(0.0), like)
+    assert a == Rate(0.25) and v_leak == Rate(0.5)
+    assert isinstance(d.value, torch.Tensor) and d.value.device.type == "meta" and d.scale == DT
+    tau = torch.tensor(173.3)
+    assert cuda._rates(Rate(tau, DT), Rate(0.25, DT), 0.0, like)[:2] == (Rate((DT * tau).item()), Rate(0.25, DT))
+    # a one-element CPU rate goes by value whatever the inputs' device (as on CUDA)
+    assert cuda._rates(Rate(torch.tensor(0.25)), Rate(torch.ones(1)), torch.tensor(0.0), torch.empty(2, 3)) == (
+        Rate(0.25),
+        Rate(1.0),
+        Rate(0.0),
+    )
+    with pytest.raises(ValueError, match="tau_mem_inv: a parameter on cpu with shape \\(3,\\)"):
+        cuda._rates(Rate(torch.ones(3)), Rate(torch.tensor(0.1)), torch.tensor(0.0), like)
+    with pytest.raises(TypeError, match=r"tau_syn_inv: a parameter of dtype torch\.float64"):
+        cuda._rates(Rate(torch.tensor(0.1)), Rate(torch.empty(3, dtype=torch.float64, device="meta")), 0.0, like)
     for dtype in (torch.bfloat16, torch.float16):
         with pytest.raises(TypeError, match="xs: the fused CUDA scan computes in float32 and float64, not"):
             cuda._dtype(torch.zeros(2, dtype=dtype))
@@ -337,17 +358,17 @@ def test_fused_matches_torchs_path_on_the_cpu(dtype):
     loop), 1000 steps, several blocks: voltages, currents, and every gradient."""
     name = str(dtype).removeprefix("torch.")
     xs, v0, i0, a, d, v_leak = cuda_case(5, 1000, 4, 300, dtype)
-    voltages, currents, js = cuda.scan(xs, v0, i0, a, d, v_leak, True, True)
+    voltages, currents, js = cuda.scan(xs, v0, i0, *as_rates(a, d, v_leak), True, True)
     expected = euler_loop(*(t.double().cpu() for t in (xs, v0, i0, a, d, v_leak)))
     for got, want, what in zip((voltages, currents, js), expected, ("voltages", "currents", "js")):
         assert got.device.type == "cuda"
         check(got, want, name, what)
     gv, gi = torch.randn_like(xs), torch.randn_like(xs)
-    grads = cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, True, True)
+    grads = ops._fused_backward(gv, gi, *as_rates(a, d, v_leak), v0, voltages, js, True)
     leaves = [t.detach().double().cpu().requires_grad_() for t in (xs, v0, i0, a, d, v_leak)]
     vs, cs, _ = euler_loop(*leaves)
     wanted = torch.autograd.grad((gv.double().cpu() * vs).sum() + (gi.double().cpu() * cs).sum(), leaves)
-    for got, want, what in zip(grads, wanted, ("dx", "dv0", "di0", "da", "dd", "dv_leak")):
+    for got, want, what in zip(grads, wanted, ("dx", "dv0", "di0", "dtau_mem_inv", "dtau_syn_inv", "dv_leak")):
         assert got.device.type == "cuda", what
         check(got, want, name, what)
 
@@ -407,21 +428,18 @@ def test_outputs_have_the_shapes_and_dtypes_the_ops_declare(on_host, record, par
     the fused path returns, for every output of both ops."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from li_backends.torch import ops  # noqa: F401 - registers the ops
-
     rng = np.random.default_rng(9)
     xs = torch.tensor(rng.normal(size=(5, 3, 70)), dtype=torch.float32)
     v0, i0 = torch.zeros(3, 70), torch.zeros(3, 70)
     rates = random_rates(rng, [(70,), (3, 1), None], torch.float32)
-    got = cuda.scan(xs, v0, i0, *rates, record, parameters)
+    got = cuda.scan(xs, v0, i0, *as_rates(*rates), record, parameters)
     saved = (v0, got[0], got[2]) if parameters else (None, None, None)
-    grads = cuda.scan_backward(torch.ones_like(xs), torch.ones_like(got[1]), *rates, *saved, record, True)
+    grads = ops._fused_backward(torch.ones_like(xs), torch.ones_like(got[1]), *as_rates(*rates), *saved, record)
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         fake = [mode.from_tensor(t) if t is not None else None for t in (xs, v0, i0, *rates, *saved)]
-        declared = torch.ops.li_neurons.scan(*fake[:6], record, parameters)
-        declared_grads = torch.ops.li_neurons.scan_backward(
-            mode.from_tensor(torch.ones_like(xs)), mode.from_tensor(torch.ones_like(got[1])), *fake[3:], record, True
-        )
+        declared = torch.ops.li_neurons.scan(*fake[:6], DT, DT, record, parameters)
+        gradients = (mode.from_tensor(torch.ones_like(xs)), mode.from_tensor(torch.ones_like(got[1])))
+        declared_grads = torch.ops.li_neurons.scan_backward(*gradients, *fake[3:6], DT, DT, *fake[6:], record, True)
     for real, planned in zip([*got, *grads], [*declared, *declared_grads]):
         assert (tuple(real.shape), real.dtype) == (tuple(planned.shape), planned.dtype)
     assert len(grads) == len(declared_grads)
@@ -438,12 +456,12 @@ def test_scan_with_copy_writes_the_final_voltage_into_its_own_buffer(on_host, re
     rng = np.random.default_rng(21)
     xs = torch.tensor(rng.normal(size=(7, 2, 70)), dtype=torch.float32)
     v0, i0 = (torch.tensor(rng.normal(size=(2, 70)), dtype=torch.float32) for _ in range(2))
-    floats = (0.2, 0.1, 0.3)
-    voltages, v_out, currents, js = cuda.scan_with_copy(xs, v0, i0, *floats, record, False)
+    floats = (200.0, 100.0, 0.3)
+    voltages, v_out, currents, js = cuda.scan_with_copy(xs, v0, i0, *as_rates(*floats), record, False)
     assert js is None and v_out.data_ptr() != voltages.data_ptr()
     assert torch.equal(v_out, voltages if record else voltages[-1])
-    tensors = [torch.tensor(f, dtype=torch.float32) for f in floats]
-    expected = cuda.scan(xs, v0, i0, *tensors, record, False)
+    fractions = [torch.tensor(DT * f, dtype=torch.float32) for f in floats[:2]]
+    expected = cuda.scan(xs, v0, i0, Rate(fractions[0]), Rate(fractions[1]), torch.tensor(floats[2]), record, False)
     assert torch.equal(voltages, expected[0]) and torch.equal(currents, expected[1])
 
 
@@ -452,16 +470,14 @@ def test_the_eager_path_through_the_kernels_matches_the_euler_loop(on_host, monk
     """``ops.Scan`` with the fused kernels (here their host build): values and
     gradients for inputs, state and per-neuron or float parameters, with the
     final voltage and the sequence both in the loss."""
-    from li_backends.torch import ops
-
     monkeypatch.setattr(ops, "_fused", lambda x: True)
     rng = np.random.default_rng(22)
     xs = torch.tensor(rng.normal(size=(8, 2, 70)), requires_grad=True)
     v0, i0 = (torch.tensor(rng.normal(size=(2, 70)), requires_grad=True) for _ in range(2))
-    a = torch.tensor(rng.uniform(0.05, 0.45, size=70), requires_grad=True)
-    for d, v_leak in ((0.1, 0.25), (torch.tensor(rng.uniform(0.05, 0.45, size=70), requires_grad=True), 0.0)):
+    a = torch.tensor(rng.uniform(50, 450, size=70), requires_grad=True)
+    for d, v_leak in ((100.0, 0.25), (torch.tensor(rng.uniform(50, 450, size=70), requires_grad=True), 0.0)):
         leaves = [t for t in (xs, v0, i0, a, d) if isinstance(t, torch.Tensor)]
-        voltages, v_out, currents = ops.scan_eager(xs, v0, i0, a, d, v_leak, record)
+        voltages, v_out, currents = ops.scan_eager(xs, v0, i0, a, d, v_leak, DT, record)
         loss = (voltages * 1.5).sum() + (v_out * 0.5).sum() + (currents * 0.25).sum()
         got = torch.autograd.grad(loss, leaves)
         vs, cs, _ = euler_loop(xs, v0, i0, a, d, v_leak)

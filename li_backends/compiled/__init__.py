@@ -29,6 +29,7 @@ from typing import Any
 
 from li_core.float_float import compensated
 from li_core.forking import forked_from_threads
+from li_core.rates import Rate
 
 #: set to False to run the NumPy and torch loops (and the blocked scan) where
 #: the compiled loops would (the tests and the benchmarks compare both)
@@ -126,17 +127,29 @@ def _per_neuron(value: Any, size: int, neurons: tuple, dtype: Any) -> Any:
     return flat
 
 
-def _rates(values: tuple, size: int, neurons: tuple, dtype: Any) -> list:
-    """The rates (and ``v_leak``) as scalars of ``dtype`` where every one of
-    them is a single number, else each as an ``[N]`` array (two compilations
-    of a kernel, not one per combination)."""
+def _parameters(a: Rate, d: Rate, v_leak: Any, size: int, neurons: tuple, dtype: Any) -> list:
+    """``[a, a_scale, d, d_scale, v_leak]`` for the kernels, which form the
+    fractions ``a*a_scale`` and ``d*d_scale`` themselves: scalars of
+    ``dtype`` where every parameter is a single number, else each an ``[N]``
+    array (two compilations of a kernel, not one per combination). A float
+    rate arrives as its fraction, formed here in double precision, with a
+    scale of 1; an array rate as it is, with its scale rounded to ``dtype``
+    (see :mod:`li_core.rates`)."""
     import numpy as np
 
-    if all(type(value) is float for value in values):  # (the common case first)
-        return [dtype.type(value) for value in values]
-    if all(np.size(value) == 1 for value in values):
-        return [np.asarray(value, dtype=dtype).reshape(())[()] for value in values]
-    return [_per_neuron(value, size, neurons, dtype) for value in values]
+    typed = dtype.type
+    if type(a.value) is float and type(d.value) is float and type(v_leak) is float:  # (the common case first)
+        one = typed(1.0)
+        return [typed(a.value * a.scale), one, typed(d.value * d.scale), one, typed(v_leak)]
+    items = ((a.value, a.scale), (d.value, d.scale), (v_leak, 1.0))
+    scalars = all(np.size(value) == 1 for value, _ in items)
+    out: list = []
+    for value, scale in items:
+        if type(value) is float:
+            value, scale = value * scale, 1.0
+        out += [np.asarray(value, dtype=dtype).reshape(())[()] if scalars else _per_neuron(value, size, neurons, dtype)]
+        out += [typed(scale)]
+    return out[:5]
 
 
 def _sequence(array: Any, size: int, dtype: Any, *, one_row: bool = False) -> Any:
@@ -196,12 +209,13 @@ def _run(name: str, size: int, steps: int, *args: Any) -> None:
 
 
 def scan(
-    xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, voltages: Any, currents: Any, js: Any, i_end: Any
+    xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, voltages: Any, currents: Any, js: Any, i_end: Any
 ) -> None:
     """The forward scan of NumPy arrays ``xs`` ``[T, *neurons]`` (``T >= 1``
     and at least one neuron), from ``v0``, ``i0`` with the rates ``a``,
-    ``d`` (:func:`li_core.reference.rates`) and ``v_leak``, each a number or
-    an array broadcasting to the neurons, or None for ``v_leak = 0``. Writes
+    ``d`` (:class:`li_core.rates.Rate` s, whose values are numbers or arrays
+    broadcasting to the neurons) and ``v_leak``, a number or such an array,
+    or None for ``v_leak = 0``. Writes
     ``v_t`` into ``voltages`` ``[T, *neurons]``, ``i_t`` into ``currents``
     and ``j_t = i_{t-1} + x_t`` into ``js`` where they are given (else None)
     and the final current into ``i_end``: contiguous arrays of the compute
@@ -212,7 +226,7 @@ def scan(
     size, dtype = math.prod(neurons), voltages.dtype
     v_init = _per_neuron(v0, size, neurons, dtype)
     state = (v_init, v_init if i0 is v0 else _per_neuron(i0, size, neurons, dtype))
-    rate_v, rate_i, leak = _rates((a, d, 0.0 if v_leak is None else v_leak), size, neurons, dtype)
+    rate_v, scale_v, rate_i, scale_i, leak = _parameters(a, d, 0.0 if v_leak is None else v_leak, size, neurons, dtype)
     unwanted = np.empty((0, size), dtype)
     outputs = [unwanted if out is None else _rows(out, size) for out in (voltages, currents, js)]
     _run(
@@ -222,7 +236,9 @@ def scan(
         _sequence(xs, size, dtype),
         *state,
         rate_v,
+        scale_v,
         rate_i,
+        scale_i,
         None if v_leak is None else leak,
         compensated(dtype),
         *outputs,
@@ -231,7 +247,7 @@ def scan(
 
 
 def scan_backward(
-    gv: Any, gi: Any, gi_end: Any, a: Any, d: Any, saved: tuple | None, dx: Any, dv0: Any, shares: tuple | None
+    gv: Any, gi: Any, gi_end: Any, a: Rate, d: Rate, saved: tuple | None, dx: Any, dv0: Any, shares: tuple | None
 ) -> None:
     """The adjoint of :func:`scan` on NumPy arrays: writes ``dL/dx`` into
     the contiguous ``dx`` ``[T, *neurons]`` and ``dL/dv_init`` into
@@ -240,7 +256,8 @@ def scan_backward(
     for every step; ``gi`` may be None) and of the final current ``gi_end``.
     With ``saved = (v0, voltages, js, v_leak)`` of the forward, also each
     neuron's share of the gradients of ``a``, ``d`` and ``v_leak`` into the
-    three contiguous ``shares``."""
+    three contiguous ``shares`` (gradients with respect to the fractions:
+    multiplying the first two by their rates' scales is the caller's)."""
     import numpy as np
 
     neurons = dx.shape[1:]
@@ -258,13 +275,15 @@ def scan_backward(
         )
         outputs = tuple(_rows(share, size)[0] for share in shares)
     gis = no_rows if gi is None else _sequence(gi, size, dtype, one_row=True)
-    rate_v, rate_i, v_leak = _rates((a, d, leak), size, neurons, dtype)
+    rate_v, scale_v, rate_i, scale_i, v_leak = _parameters(a, d, leak, size, neurons, dtype)
     inputs = (
         _sequence(gv, size, dtype, one_row=True),
         gis,
         _per_neuron(gi_end, size, neurons, dtype),
         rate_v,
+        scale_v,
         rate_i,
+        scale_i,
         v0,
         voltages,
         js,

@@ -11,8 +11,11 @@ compiler vectorises it); whatever else a step records is copied from the
 block's arrays afterwards.
 
 Every array is C-contiguous. The initial state has ``N`` elements; the
-rates ``a``, ``d`` and ``v_leak`` are either all ``[N]`` arrays or all
-scalars (one compilation each: a scalar costs no memory traffic). A
+parameters ``a``, ``d`` and ``v_leak`` are either all ``[N]`` arrays or all
+scalars (one compilation each: a scalar costs no memory traffic). The rates
+come as inverse time constants with their step (:class:`li_core.rates.Rate`):
+each block forms its fractions ``a*a_scale`` and ``d*d_scale`` once, in the
+arrays' dtype (a scale of 1 passes a fraction through exactly). A
 sequence that is not wanted has no rows. Everything is computed in the
 arrays' dtype, float32 or float64, in the increment forms of the contract
 (docs/contract.md, section 1), without ``fastmath`` (no fused multiply-add,
@@ -72,6 +75,17 @@ def _part_overload(values, lo, hi):
     return lambda values, lo, hi: values
 
 
+def _fractions(values, scale, lo, hi):  # pragma: no cover - replaced by the overload when compiled
+    """``values[lo:hi]*scale`` as an array of the block's own, or ``values*scale``."""
+
+
+@overload(_fractions)
+def _fractions_overload(values, scale, lo, hi):
+    if isinstance(values, types.Array):
+        return lambda values, scale, lo, hi: values[lo:hi] * scale
+    return lambda values, scale, lo, hi: values * scale
+
+
 @overload(_at, inline="always")
 def _at_overload(values, k):
     if isinstance(values, types.Array):
@@ -116,8 +130,11 @@ def _two_sum(p, q):  # pragma: no cover
 
 
 @numba.njit(cache=True)
-def scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_end, lo, hi):  # pragma: no cover
-    """The forward scan of neurons ``lo`` to ``hi - 1``. Writes ``v_t`` to
+def scan_block(
+    xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, lo, hi
+):  # pragma: no cover
+    """The forward scan of neurons ``lo`` to ``hi - 1`` with the fractions
+    ``a*a_scale`` and ``d*d_scale`` (named ``a`` and ``d`` below). Writes ``v_t`` to
     ``voltages[t]``, ``i_t`` to ``currents[t]`` and ``j_t`` to ``js[t]``
     where those have rows, and the final current to ``i_end``::
 
@@ -132,7 +149,8 @@ def scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_
     block = _arrays(5, n, v0.dtype)
     v, i, j, ev, ei = block[1, :n], block[2, :n], block[3, :n], block[4, :n], block[5, :n]
     v[:], i[:] = v0[lo:hi], i0[lo:hi]
-    rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
+    rate_v, rate_i = _fractions(a, a_scale, lo, hi), _fractions(d, d_scale, lo, hi)
+    leak = _part(v_leak, lo, hi)
     for t in range(xs.shape[0]):
         x_t, v_t = xs[t, lo:hi], voltages[t, lo:hi]
         if compensated:
@@ -158,9 +176,10 @@ def scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_
 
 @numba.njit(cache=True)
 def scan_backward_block(
-    gv, gis, gi_end, a, d, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, lo, hi
+    gv, gis, gi_end, a, a_scale, d, d_scale, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, lo, hi
 ):  # pragma: no cover
-    """The adjoint of neurons ``lo`` to ``hi - 1``, in reverse time from
+    """The adjoint of neurons ``lo`` to ``hi - 1`` (fractions as in
+    :func:`scan_block`), in reverse time from
     ``lam_T = 0`` and ``mu_T = gi_end`` (the gradient of the final current)::
 
         lam_t = gv_t + (lam_{t+1} - a*lam_{t+1})
@@ -182,7 +201,8 @@ def scan_backward_block(
     """
     every_v, every_i = 1 if gv.shape[0] > 1 else 0, 1 if gis.shape[0] > 1 else 0
     with_gi, parameters = gis.shape[0] > 0, js.shape[0] > 0
-    rate_v, rate_i, leak = _part(a, lo, hi), _part(d, lo, hi), _part(v_leak, lo, hi)
+    rate_v, rate_i = _fractions(a, a_scale, lo, hi), _fractions(d, d_scale, lo, hi)
+    leak = _part(v_leak, lo, hi)
     n = hi - lo
     block = _arrays(6, n, dx.dtype)
     mu, lam, kap, em, el, ek = block[1, :n], block[2, :n], block[3, :n], block[4, :n], block[5, :n], block[6, :n]
@@ -232,22 +252,42 @@ def scan_backward_block(
 
 
 @numba.njit(parallel=True, cache=True)
-def scan(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_end, block):  # pragma: no cover
+def scan(
+    xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, block
+):  # pragma: no cover
     """:func:`scan_block` on every block of ``block`` neurons, in parallel."""
     n = xs.shape[1]
     for b in numba.prange((n + block - 1) // block):
         lo, hi = b * block, min(n, (b + 1) * block)
-        scan_block(xs, v0, i0, a, d, v_leak, compensated, voltages, currents, js, i_end, lo, hi)
+        scan_block(xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, lo, hi)
 
 
 @numba.njit(parallel=True, cache=True)
 def scan_backward(
-    gv, gis, gi_end, a, d, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, block
+    gv, gis, gi_end, a, a_scale, d, d_scale, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, block
 ):  # pragma: no cover
     """:func:`scan_backward_block` on every block of ``block`` neurons, in parallel."""
     n = dx.shape[1]
     for b in numba.prange((n + block - 1) // block):
         lo, hi = b * block, min(n, (b + 1) * block)
         scan_backward_block(
-            gv, gis, gi_end, a, d, v0, voltages, js, v_leak, compensated, dx, dv0, da, dd, dv_leak, lo, hi
+            gv,
+            gis,
+            gi_end,
+            a,
+            a_scale,
+            d,
+            d_scale,
+            v0,
+            voltages,
+            js,
+            v_leak,
+            compensated,
+            dx,
+            dv0,
+            da,
+            dd,
+            dv_leak,
+            lo,
+            hi,
         )

@@ -27,10 +27,11 @@ from typing import Any
 import numpy
 
 import li_core
+from li_core.rates import Rate, scan_rates
 from li_core.types import LIParameters, LIState
 
 from . import kernels, launcher
-from .kernels import Memory, Rate
+from .kernels import Memory
 
 
 def _address(array: Any) -> int:
@@ -49,7 +50,7 @@ MEMORY = Memory(_address, _laid_out)
 def _rates(p: LIParameters, dt: float) -> tuple[Rate, Rate, Rate]:
     """``(a, d, v_leak)`` for the kernels: ``a = dt*tau_mem_inv`` and
     ``d = dt*tau_syn_inv``, each product rounded once in the compute type."""
-    return Rate(p.tau_mem_inv, dt), Rate(p.tau_syn_inv, dt), Rate(p.v_leak)
+    return (*scan_rates(p, dt), Rate(p.v_leak))
 
 
 class CuPyBackend(li_core.Backend):

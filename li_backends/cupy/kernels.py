@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy
 
+from li_core.rates import Rate
+
 #: threads per block: small blocks spread a grid of few neurons (one thread
 #: each) over every multiprocessor; the grid has ceil(N / BLOCK) blocks
 BLOCK = 64
@@ -46,16 +48,6 @@ class Memory(NamedTuple):
     address: Callable[[Any], int]
     #: an array broadcast to a shape and made C-contiguous (a copy only where needed)
     laid_out: Callable[[Any, tuple[int, ...]], Any]
-
-
-class Rate(NamedTuple):
-    """A parameter as the kernels read it: ``scale * value`` per neuron.
-    ``value`` is a Python float or an array in the kernel's element type that
-    broadcasts to the neuron shape; ``scale`` is ``dt`` for an inverse time
-    constant and 1 otherwise."""
-
-    value: Any
-    scale: float = 1.0
 
 
 class Launch(NamedTuple):

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import li_core
+from li_core.rates import fraction, scan_rates
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -129,7 +130,8 @@ class TorchBackend(li_core.Backend):
         state): eagerly :func:`.ops.scan_eager`, under ``torch.compile`` the
         ``li_neurons::scan`` op. Nothing is converted whose dtype already fits
         (the core has checked that every array shares the input's dtype and
-        device) and float parameters stay Python floats."""
+        device), float parameters stay Python floats, and the kernels form
+        the fractions ``dt*tau_inv`` (:mod:`li_core.rates`)."""
         torch = _torch()
         dtype = xs.dtype
         compute = _compute_dtype(torch, dtype)
@@ -146,11 +148,15 @@ class TorchBackend(li_core.Backend):
         v0, i0 = state
         if cast:
             p, v0, i0 = _as_compute(compute, p), v0.to(compute), i0.to(compute)
-        a, d = rates(p, dt)
         if tracing(torch):
-            voltages, v_out, currents = _compiled_scan(torch, compute, xs, v0, i0, a, d, p.v_leak, record=record_states)
+            rates = scan_rates(p, dt)
+            voltages, v_out, currents = _compiled_scan(
+                torch, compute, xs, v0, i0, *rates, p.v_leak, record=record_states
+            )
         else:
-            voltages, v_out, currents = _ops().scan_eager(xs, v0, i0, a, d, p.v_leak, record_states)
+            voltages, v_out, currents = _ops().scan_eager(
+                xs, v0, i0, p.tau_mem_inv, p.tau_syn_inv, p.v_leak, dt, record_states
+            )
         if cast:
             return voltages.to(dtype), LIState(v_out.to(dtype), currents.to(dtype))
         return voltages, LIState(v_out, currents)
@@ -171,12 +177,25 @@ def _ops() -> Any:
     return sys.modules[__name__ + ".ops"]
 
 
-def _compiled_scan(torch: Any, compute: Any, xs: Any, v0: Any, i0: Any, *rates: Any, record: bool) -> tuple:
+def _compiled_scan(
+    torch: Any, compute: Any, xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, *, record: bool
+) -> tuple:
     """``(voltages, v_out, currents or final i)`` through the custom op
-    ``li_neurons::scan``, which ``torch.compile`` keeps opaque in its graph."""
-    coefficients = [t if isinstance(t, torch.Tensor) else torch.tensor(t, dtype=compute) for t in rates]
-    keep = torch.is_grad_enabled() and any(t.requires_grad for t in coefficients)
-    voltages, currents, _ = _scan_op()(xs, v0, i0, *coefficients, record, keep)
+    ``li_neurons::scan``, which ``torch.compile`` keeps opaque in its graph.
+    Its schema takes tensors: a float rate becomes its fraction (formed in
+    double precision, as eagerly) with a scale of 1, a float ``v_leak`` a
+    0-d tensor."""
+    values, scales = [], []
+    for rate in (a, d):
+        if isinstance(rate.value, torch.Tensor):
+            values.append(rate.value)
+            scales.append(rate.scale)
+        else:
+            values.append(torch.tensor(fraction(rate), dtype=compute))
+            scales.append(1.0)
+    leak = v_leak if isinstance(v_leak, torch.Tensor) else torch.tensor(v_leak, dtype=compute)
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in (*values, leak))
+    voltages, currents, _ = _scan_op()(xs, v0, i0, *values, leak, *scales, record, keep)
     return voltages, voltages.clone() if record else voltages[-1].clone(), currents
 
 

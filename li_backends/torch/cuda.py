@@ -8,10 +8,14 @@ kernels run on the tensors' own memory (``data_ptr``), on the device of the
 inputs and on torch's current stream there, launched through CuPy, which
 compiles them with NVRTC on first use. Inputs are made contiguous first,
 except a voltage gradient broadcast along whole axes (the gradient of a sum),
-which the adjoint reads in place. A rate that is a 0-d CPU tensor (a Python
-float made a tensor) is passed by value; a rate on the device is read through
-broadcasting, never expanded. Each neuron's share of the parameter gradients
-is summed to the parameter's shape with ``Tensor.sum_to_size``.
+which the adjoint reads in place. A rate (:class:`li_core.rates.Rate`: an
+inverse time constant and ``dt``, or a fraction and 1) whose value is a
+float or a one-element CPU tensor is passed by value, its fraction formed on
+the host as the reference forms it; a value on the device is read through
+broadcasting, never expanded, and multiplied by its scale in the kernel.
+The adjoint returns each neuron's share of the parameter gradients, with
+respect to the fractions and ``v_leak``; the caller sums them to the
+parameters' shapes (:func:`li_backends.torch.ops._parameter_gradients`).
 
 The host time of a call is paid on every training step and, for small
 sequences, is longer than the kernel: a tensor is copied or expanded only
@@ -30,7 +34,8 @@ import sys
 from typing import Any
 
 from li_backends.cupy import kernels, launcher
-from li_backends.cupy.kernels import Memory, Rate
+from li_backends.cupy.kernels import Memory
+from li_core.rates import Rate, fraction
 
 #: set to False to run torch's own loop on CUDA even where the fused kernels
 #: can run (the benchmarks time both)
@@ -101,26 +106,27 @@ def _dtype(xs: Any) -> str:
     return name
 
 
-def _rate(name: str, t: Any, like: Any) -> Rate:
-    """A rate for the kernels: a Python float, or a one-element CPU tensor (a
-    Python float made a tensor; ``item`` on the host is no synchronisation),
-    by value; a tensor on the device (and of the dtype) of ``like`` by
-    address, never read on the host (so a launch can be captured in a CUDA
-    graph)."""
+def _rate(name: str, rate: Rate, like: Any) -> Rate:
+    """``rate`` for the kernels: a Python float as it is; a one-element CPU
+    tensor (a Python float made a tensor) by value, its fraction formed by
+    torch on the host (``item`` there is no synchronisation); a tensor on
+    the device (and of the dtype) of ``like`` by address, never read on the
+    host (so a launch can be captured in a CUDA graph)."""
+    t = rate.value
     if isinstance(t, float):
-        return Rate(t)
+        return rate
     if t.is_cpu and t.numel() == 1:
-        return Rate(t.item())
+        return Rate(fraction(rate).item())
     if t.device == like.device:
         if t.dtype != like.dtype:
-            raise TypeError(f"{name}: a rate of dtype {t.dtype} for inputs of dtype {like.dtype}")
-        return Rate(t)
-    raise ValueError(f"{name}: a rate on {t.device} with shape {tuple(t.shape)} for inputs on {like.device}")
+            raise TypeError(f"{name}: a parameter of dtype {t.dtype} for inputs of dtype {like.dtype}")
+        return rate
+    raise ValueError(f"{name}: a parameter on {t.device} with shape {tuple(t.shape)} for inputs on {like.device}")
 
 
-def _rates(a: Any, d: Any, v_leak: Any, like: Any) -> tuple[Rate, Rate, Rate]:
+def _rates(a: Rate, d: Rate, v_leak: Any, like: Any) -> tuple[Rate, Rate, Rate]:
     """``(a, d, v_leak)`` for the kernels (see :func:`_rate`)."""
-    return _rate("a", a, like), _rate("d", d, like), _rate("v_leak", v_leak, like)
+    return _rate("tau_mem_inv", a, like), _rate("tau_syn_inv", d, like), _rate("v_leak", Rate(v_leak), like)
 
 
 def current_stream(device: Any) -> int:
@@ -138,25 +144,26 @@ def _issue(launch: kernels.Launch, device: Any) -> None:
     launcher.launch(launch, device=device.index, stream=current_stream(device))
 
 
-def scan(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool) -> tuple[Any, Any, Any]:
+def scan(xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, record: bool, keep: bool) -> tuple[Any, Any, Any]:
     """``li_neurons::scan`` on CUDA: ``(voltages [T, ...], currents [T, ...]
-    if record else the final i, the j sequence if keep else an empty tensor)``."""
+    if record else the final i, the j sequence if keep else an empty tensor)``;
+    ``v_leak`` a tensor or a float."""
     voltages, _, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep, copy=False)
     return voltages, currents, js if keep else xs.new_empty(0)
 
 
 def scan_with_copy(
-    xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool
+    xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, record: bool, keep: bool
 ) -> tuple[Any, Any, Any, Any]:
     """The eager scan on CUDA (:func:`li_backends.torch.ops.scan_eager`):
     ``(voltages, v_out, currents or final i, js or None)``, where the kernel
     also writes ``v_out``, the final voltage (the whole sequence when
-    ``record``), into a buffer of its own. Rates may be Python floats."""
+    ``record``), into a buffer of its own."""
     return _scan(xs, v0, i0, a, d, v_leak, record, keep, copy=True)
 
 
 def _scan(
-    xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool, copy: bool
+    xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, record: bool, keep: bool, copy: bool
 ) -> tuple[Any, Any, Any, Any]:
     """One ``li_scan`` launch on torch's current stream; every output is
     allocated by torch (its caching allocator), nothing is read on the host."""
@@ -187,12 +194,13 @@ def _strides(gv: Any) -> tuple[Any, tuple[int, int] | None]:
 
 
 def scan_backward(
-    gv: Any, gi: Any, a: Any, d: Any, v_leak: Any, v0: Any, voltages: Any, js: Any, record: bool, need_v0: bool
+    gv: Any, gi: Any, a: Rate, d: Rate, v_leak: Any, v0: Any, voltages: Any, js: Any, record: bool
 ) -> list[Any]:
     """``li_neurons::scan_backward`` on CUDA: ``[dx, dv0, di0]`` plus, when
-    ``js`` is given, ``[da, dd, dv_leak]`` summed to the parameters' shapes.
-    A ``gi`` of None is zero (nothing is read); rates may be Python floats. ``dv0`` is always computed
-    (one value per neuron), so ``need_v0`` changes nothing here."""
+    ``js`` is given, each neuron's share of ``[dL/da, dL/dd, dL/dv_leak]``
+    (with respect to the fractions; tensors of the neuron shape). A ``gi``
+    of None is zero (nothing is read). ``dv0`` is always computed (one value
+    per neuron)."""
     dtype, neurons = _dtype(gv), gv.shape[1:]
     rates = _rates(a, d, v_leak, gv)
     gv, gv_strides = _strides(gv)
@@ -211,13 +219,4 @@ def scan_backward(
         MEMORY, dtype, gv, rates, dx, gv_strides=gv_strides, dv0=dv0, di0=di0, shares=shares, **inputs
     )
     _issue(launch, dx.device)
-    if shares is None:
-        return [dx, dv0, di0]
-    # (a Python-float rate gets no gradient: None)
-    return [dx, dv0, di0, *(_summed(share, p) for share, p in zip(shares, (a, d, v_leak)))]
-
-
-def _summed(share: Any, p: Any) -> Any:
-    """Each neuron's share of a parameter's gradient summed to its shape
-    (None for a Python float)."""
-    return None if isinstance(p, float) else share.sum_to_size(p.shape)
+    return [dx, dv0, di0, *(shares or ())]

@@ -33,6 +33,7 @@ import torch
 from li_backends import compiled
 from li_core import float_float
 from li_core.float_float import compensated
+from li_core.rates import Rate
 from li_core.reference import rates
 from li_core.types import LIParameters, LIState
 
@@ -145,16 +146,22 @@ def _array(t: Any) -> Any:
     return (t.detach() if t.requires_grad else t).numpy()
 
 
-def _rate(value: Any) -> Any:
-    """A rate for the kernels: a Python float as it is, a tensor as its NumPy view."""
+def _value(value: Any) -> Any:
+    """A parameter for the kernels: a Python float as it is, a tensor as its NumPy view."""
     return value if isinstance(value, float) else _array(value)
 
 
-def compiled_forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, record: bool, keep: bool):
+def _rate(rate: Rate) -> Rate:
+    """A rate for the kernels: its value as :func:`_value` makes it."""
+    return rate if isinstance(rate.value, float) else Rate(_array(rate.value), rate.scale)
+
+
+def compiled_forward(xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, record: bool, keep: bool):
     """:func:`forward`'s outputs from :func:`li_backends.compiled.scan`,
     written straight into the output tensors (see :func:`compiled_runs`);
-    the rates are tensors or Python floats, taken as they are. The ``j``
-    sequence is None unless ``keep``."""
+    the rates are :class:`~li_core.rates.Rate` s of tensors or Python floats
+    (the kernels form the fractions), ``v_leak`` a tensor or a float. The
+    ``j`` sequence is None unless ``keep``."""
     xs = xs.contiguous()
     voltages = torch.empty_like(xs)
     currents = torch.empty_like(xs) if record else None
@@ -168,7 +175,7 @@ def compiled_forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, rec
         state if i0 is v0 else _array(i0),
         _rate(a),
         _rate(d),
-        None if no_leak else _rate(v_leak),
+        None if no_leak else _value(v_leak),
         _array(voltages),
         None if currents is None else _array(currents),
         None if js is None else _array(js),
@@ -177,16 +184,17 @@ def compiled_forward(xs: Any, v0: Any, i0: Any, a: Any, d: Any, v_leak: Any, rec
     return voltages, i_end if currents is None else currents, js
 
 
-def compiled_backward(gv: Any, gi: Any, a: Any, d: Any, record: bool, saved: tuple | None):
+def compiled_backward(gv: Any, gi: Any, a: Rate, d: Rate, record: bool, saved: tuple | None):
     """:func:`backward`'s gradients from
-    :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always);
-    rates (and ``v_leak`` in ``saved``) are tensors or Python floats, and a
-    ``gi`` of None is zero."""
+    :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always; the
+    parameter gradients per neuron, with respect to the fractions); rates as
+    in :func:`compiled_forward`, ``v_leak`` in ``saved`` a tensor or a
+    Python float, and a ``gi`` of None is zero."""
     shape = gv.shape[1:]
     gx = torch.empty(gv.shape, dtype=gv.dtype)
     g_v0 = gv.new_empty(shape)
     shares = None if saved is None else [gv.new_empty(shape) for _ in range(3)]
-    arrays = None if saved is None else (*(_array(t) for t in saved[:3]), _rate(saved[3]))
+    arrays = None if saved is None else (*(_array(t) for t in saved[:3]), _value(saved[3]))
     compiled.scan_backward(
         _array(gv),
         _array(gi) if record and gi is not None else None,

@@ -4,7 +4,13 @@
 They take the per-step decay fractions ``a = dt*tau_mem_inv`` and
 ``d = dt*tau_syn_inv`` (:func:`li_core.reference.rates`), never the decays
 ``c = 1 - a`` and ``b = 1 - d``: those are rounded near 1 in float32, which
-makes the decay rate of slow neurons wrong by up to eps/a. With ``x_t`` the
+makes the decay rate of slow neurons wrong by up to eps/a. Each fraction
+comes as a :class:`li_core.rates.Rate`, an inverse time constant and its
+step ``dt`` (or a fraction and 1), and the kernels form the product: no
+array of fractions is made, and autograd records nothing, per call. The
+gradients returned for the inverse time constants are those of the
+fractions (below) times ``dt``, each summed to its parameter's shape first,
+which is the order autograd applied when it recorded ``dt*tau_inv``. With ``x_t`` the
 weighted input (all ``T`` steps projected by one matmul first, so autograd
 handles the weights), the forward recurrence is, in its increment form
 (the contract, docs/contract.md, section 1)::
@@ -62,6 +68,7 @@ from typing import Any
 import torch
 
 from li_core.blocked_scan import blocked_adjoint, blocked_scan, chunk_length
+from li_core.rates import Rate, fraction
 from li_core.types import LIParameters, LIState
 
 from . import cuda, loop
@@ -81,8 +88,9 @@ def blocked_length(xs):
 
 
 def _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length):
-    """The forward op's outputs from the blocked scan; ``j_t = i_{t-1} + x_t``
-    from the recorded currents when it is kept."""
+    """The forward op's outputs from the blocked scan (fractions ``a``, ``d``
+    as tensors); ``j_t = i_{t-1} + x_t`` from the recorded currents when it
+    is kept."""
     shape = xs.shape[1:]
     state = LIState(v0.expand(shape), i0.expand(shape))
     p = LIParameters(tau_syn_inv=d, tau_mem_inv=a, v_leak=v_leak)  # with dt = 1 the rates are a and d
@@ -95,13 +103,14 @@ def _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length):
 
 def _scan(xs, v0, i0, a, d, v_leak, record, keep):
     """The forward op with the compiled loops (float32 and float64 on the
-    CPU, where numba imports) or torch's own ops, on any device; rates are
+    CPU, where numba imports) or torch's own ops, on any device; ``a`` and
+    ``d`` are :class:`~li_core.rates.Rate` s, their values and ``v_leak``
     tensors or Python floats (the compiled loops take floats as they are)."""
     if loop.compiled_runs(xs):
         voltages, currents, js = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
         return voltages, currents, xs.new_empty((0,)) if js is None else js
-    a, d, v_leak = _tensors(xs.dtype, a, d, v_leak)
     with torch.no_grad():
+        a, d, v_leak = _fractions(xs.dtype, a, d, v_leak)
         length = blocked_length(xs)
         if length:
             return _blocked_forward(xs, v0, i0, a, d, v_leak, record, keep, length)
@@ -110,49 +119,68 @@ def _scan(xs, v0, i0, a, d, v_leak, record, keep):
 
 def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
     """The backward op with the compiled loops (as :func:`_scan`) or torch's
-    own ops, on any device; rates are tensors or Python floats (the
-    gradient of a float is summed to a 0-d tensor)."""
+    own ops, on any device; rates as in :func:`_scan`. The parameter
+    gradients are :func:`_parameter_gradients` (None for a float)."""
     saved = None if js is None else (v0, voltages, js, v_leak)
     with torch.no_grad():
         if loop.compiled_runs(gv):
             grads = loop.compiled_backward(gv, gi, a, d, record, saved)
         else:
-            a, d, v_leak = _tensors(gv.dtype, a, d, v_leak)
-            saved = None if saved is None else (v0, voltages, js, v_leak)
+            fractions = _fractions(gv.dtype, a, d, v_leak)
+            saved = None if saved is None else (v0, voltages, js, fractions[2])
             length = blocked_length(gv)
             if length:
-                grads = blocked_adjoint(gv, gi, a, d, record, need_v0, saved, lane_scan=loop.lane_scan, length=length)
+                grads = blocked_adjoint(
+                    gv, gi, *fractions[:2], record, need_v0, saved, lane_scan=loop.lane_scan, length=length
+                )
             else:
-                grads = loop.backward(gv, gi, a, d, record, need_v0, saved)
+                grads = loop.backward(gv, gi, *fractions[:2], record, need_v0, saved)
         if saved is None:
             return grads
-        shapes = (p.shape if isinstance(p, torch.Tensor) else () for p in (a, d, v_leak))
-        return grads[:3] + [g.sum_to_size(shape) for g, shape in zip(grads[3:], shapes)]
+        return grads[:3] + _parameter_gradients(grads[3:], a, d, v_leak)
+
+
+def _parameter_gradients(shares, a, d, v_leak):
+    """``[dL/da.value, dL/dd.value, dL/dv_leak]`` from each neuron's share of
+    the gradients with respect to the fractions and ``v_leak``: each summed
+    to its parameter's shape (where it differs), a rate's then times its
+    scale (where that is not 1); None for a Python float, which takes no
+    gradient."""
+    grads = []
+    for share, value, scale in zip(shares, (a.value, d.value, v_leak), (a.scale, d.scale, 1.0)):
+        if not isinstance(value, torch.Tensor):
+            grads.append(None)
+            continue
+        grad = share if share.shape == value.shape else share.sum_to_size(value.shape)
+        grads.append(grad if scale == 1.0 else grad.mul_(scale))
+    return grads
 
 
 @torch.library.custom_op(
     "li_neurons::scan",
     mutates_args=(),
-    schema="(Tensor xs, Tensor v0, Tensor i0, Tensor a, Tensor d, Tensor v_leak, bool record, bool keep)"
-    " -> (Tensor, Tensor, Tensor)",
+    schema="(Tensor xs, Tensor v0, Tensor i0, Tensor a, Tensor d, Tensor v_leak, float a_scale, float d_scale,"
+    " bool record, bool keep) -> (Tensor, Tensor, Tensor)",
 )
-def scan(xs, v0, i0, a, d, v_leak, record, keep):
+def scan(xs, v0, i0, a, d, v_leak, a_scale, d_scale, record, keep):
     """``(voltages [T, ...], currents [T, ...] or final i, j sequence or
-    empty)``: the forward recurrence for ``T >= 1``, in the compute dtype;
-    ``keep`` keeps ``j`` for parameter gradients."""
-    return _scan(xs, v0, i0, a, d, v_leak, record, keep)
+    empty)``: the forward recurrence for ``T >= 1``, in the compute dtype,
+    with the fractions ``a*a_scale`` and ``d*d_scale``; ``keep`` keeps ``j``
+    for parameter gradients."""
+    return _scan(xs, v0, i0, Rate(a, a_scale), Rate(d, d_scale), v_leak, record, keep)
 
 
 @scan.register_kernel("cuda")
-def _(xs, v0, i0, a, d, v_leak, record, keep):
+def _(xs, v0, i0, a, d, v_leak, a_scale, d_scale, record, keep):
     """On CUDA, the fused kernels (:mod:`.cuda`) where they can run."""
+    rates = Rate(a, a_scale), Rate(d, d_scale)
     if cuda.active():
-        return cuda.scan(xs, v0, i0, a, d, v_leak, record, keep)
-    return _scan(xs, v0, i0, a, d, v_leak, record, keep)
+        return cuda.scan(xs, v0, i0, *rates, v_leak, record, keep)
+    return _scan(xs, v0, i0, *rates, v_leak, record, keep)
 
 
 @scan.register_fake
-def _(xs, v0, i0, a, d, v_leak, record, keep):
+def _(xs, v0, i0, a, d, v_leak, a_scale, d_scale, record, keep):
     currents = torch.empty_like(xs) if record else xs.new_empty(xs.shape[1:])
     return torch.empty_like(xs), currents, torch.empty_like(xs) if keep else xs.new_empty((0,))
 
@@ -160,35 +188,36 @@ def _(xs, v0, i0, a, d, v_leak, record, keep):
 @torch.library.custom_op(
     "li_neurons::scan_backward",
     mutates_args=(),
-    schema="(Tensor gv, Tensor gi, Tensor a, Tensor d, Tensor v_leak, Tensor? v0, Tensor? voltages,"
-    " Tensor? js, bool record, bool need_v0) -> Tensor[]",
+    schema="(Tensor gv, Tensor gi, Tensor a, Tensor d, Tensor v_leak, float a_scale, float d_scale, Tensor? v0,"
+    " Tensor? voltages, Tensor? js, bool record, bool need_v0) -> Tensor[]",
 )
-def scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
-    """``[dx, dv0, di0]`` (plus ``[da, dd, dv_leak]`` summed to the
-    parameters' shapes when ``js`` is given) from the gradients of the
-    voltages and of the currents (sequence when ``record``, else final);
+def scan_backward(gv, gi, a, d, v_leak, a_scale, d_scale, v0, voltages, js, record, need_v0):
+    """``[dx, dv0, di0]`` (plus the gradients of ``a``, ``d`` and ``v_leak``,
+    :func:`_parameter_gradients`, when ``js`` is given) from the gradients of
+    the voltages and of the currents (sequence when ``record``, else final);
     ``dv0`` may be left zero unless ``need_v0``."""
-    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+    return _scan_backward(gv, gi, Rate(a, a_scale), Rate(d, d_scale), v_leak, v0, voltages, js, record, need_v0)
 
 
 @scan_backward.register_kernel("cuda")
-def _(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+def _(gv, gi, a, d, v_leak, a_scale, d_scale, v0, voltages, js, record, need_v0):
     """On CUDA, the fused adjoint (:mod:`.cuda`) where it can run."""
+    rates = Rate(a, a_scale), Rate(d, d_scale)
     if cuda.active():
-        return cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
-    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+        return _fused_backward(gv, gi, *rates, v_leak, v0, voltages, js, record)
+    return _scan_backward(gv, gi, *rates, v_leak, v0, voltages, js, record, need_v0)
 
 
 @scan_backward.register_fake
-def _(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+def _(gv, gi, a, d, v_leak, a_scale, d_scale, v0, voltages, js, record, need_v0):
     shape = gv.shape[1:]
     grads = [torch.empty_like(gv), gv.new_empty(shape), gv.new_empty(shape)]
     return grads if js is None else grads + [gv.new_empty(p.shape) for p in (a, d, v_leak)]
 
 
 def _setup_context(ctx, inputs, output):
-    _xs, v0, _i0, a, d, v_leak, record, keep = inputs
-    ctx.record = record
+    _xs, v0, _i0, a, d, v_leak, a_scale, d_scale, record, keep = inputs
+    ctx.record, ctx.scales = record, (a_scale, d_scale)
     ctx.save_for_backward(a, d, v_leak, *((v0, output[0], output[2]) if keep else ()))
 
 
@@ -197,10 +226,10 @@ def _backward(ctx, g_voltages, g_currents, _g_js):
     v0, voltages, js = saved or (None, None, None)
     need_v0 = ctx.needs_input_grad[1]
     grads = torch.ops.li_neurons.scan_backward(
-        g_voltages, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need_v0
+        g_voltages, g_currents, a, d, v_leak, *ctx.scales, v0, voltages, js, ctx.record, need_v0
     )
     grads += [None] * (6 - len(grads))
-    return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad)), None, None)
+    return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad)), None, None, None, None)
 
 
 scan.register_autograd(_backward, setup_context=_setup_context)
@@ -213,8 +242,12 @@ def _constant(value: float, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(value, dtype=dtype)
 
 
-def _tensors(dtype: torch.dtype, *values: Any) -> list[torch.Tensor]:
-    return [v if isinstance(v, torch.Tensor) else _constant(v, dtype) for v in values]
+def _fractions(dtype: torch.dtype, a: Rate, d: Rate, v_leak: Any) -> list[torch.Tensor]:
+    """The fractions of ``a`` and ``d`` (:func:`li_core.rates.fraction`) and
+    ``v_leak`` as the tensors torch's loop and the blocked scan take: a
+    float as a 0-d constant (:func:`_constant`), a tensor's product by torch
+    (call without autograd: nothing is recorded)."""
+    return [v if isinstance(v, torch.Tensor) else _constant(v, dtype) for v in (fraction(a), fraction(d), v_leak)]
 
 
 def _fused(x: torch.Tensor) -> bool:
@@ -224,7 +257,7 @@ def _fused(x: torch.Tensor) -> bool:
 def _forward(xs, v0, i0, a, d, v_leak, record, keep):
     """``(voltages, v_out, currents or final i, js or None)``: the forward op
     plus ``v_out``, the final voltage (the whole sequence when ``record``) in
-    a buffer of its own. Rates are tensors or Python floats."""
+    a buffer of its own. Rates as in :func:`_scan`."""
     if _fused(xs):
         return cuda.scan_with_copy(xs, v0, i0, a, d, v_leak, record, keep)
     if loop.compiled_runs(xs):
@@ -248,10 +281,17 @@ def _voltage_gradient(g_voltages, g_v_out, record, zeros):
     return gv
 
 
+def _fused_backward(gv, gi, a, d, v_leak, v0, voltages, js, record):
+    """The fused CUDA adjoint (:func:`.cuda.scan_backward`) with the
+    parameter gradients of :func:`_parameter_gradients`."""
+    grads = cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record)
+    return grads if js is None else grads[:3] + _parameter_gradients(grads[3:], a, d, v_leak)
+
+
 def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
-    """The backward op for rates that are tensors or floats; a ``gi`` of None is zero."""
+    """The backward op for rates as in :func:`_scan`; a ``gi`` of None is zero."""
     if _fused(gv):
-        return cuda.scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+        return _fused_backward(gv, gi, a, d, v_leak, v0, voltages, js, record)
     if gi is None and not loop.compiled_runs(gv):  # (the compiled loops take None for zero)
         gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
     return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
@@ -259,18 +299,21 @@ def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
 
 class Scan(torch.autograd.Function):
     """The eager scan: ``(voltages, v_out, currents or final i)`` of
-    ``(xs, v0, i0, a, d, v_leak, record)`` (see :func:`_forward`), with the
-    adjoint of the module docstring as its backward."""
+    ``(xs, v0, i0, tau_mem_inv, tau_syn_inv, v_leak, dt, record)`` (see
+    :func:`_forward`), with the adjoint of the module docstring as its
+    backward, which returns the gradients of the inverse time constants."""
 
     @staticmethod
-    def forward(ctx, xs, v0, i0, a, d, v_leak, record):
+    def forward(ctx, xs, v0, i0, tau_mem_inv, tau_syn_inv, v_leak, dt, record):
         ctx.set_materialize_grads(False)
         keep = any(ctx.needs_input_grad[3:6])
+        a, d = Rate(tau_mem_inv, dt), Rate(tau_syn_inv, dt)
         voltages, v_out, currents, js = _forward(xs, v0, i0, a, d, v_leak, record, keep)
-        ctx.record = record
-        ctx.floats = tuple(None if isinstance(r, torch.Tensor) else r for r in (a, d, v_leak))
-        rates = [r if isinstance(r, torch.Tensor) else None for r in (a, d, v_leak)]
-        ctx.save_for_backward(*rates, *((v0, voltages, js) if keep else (None, None, None)))
+        ctx.record, ctx.dt = record, dt
+        parameters = (tau_mem_inv, tau_syn_inv, v_leak)
+        ctx.floats = tuple(None if isinstance(p, torch.Tensor) else p for p in parameters)
+        tensors = [p if isinstance(p, torch.Tensor) else None for p in parameters]
+        ctx.save_for_backward(*tensors, *((v0, voltages, js) if keep else (None, None, None)))
         ctx.shape = voltages.shape
         return voltages, v_out, currents
 
@@ -278,22 +321,24 @@ class Scan(torch.autograd.Function):
     def backward(ctx, g_voltages, g_v_out, g_currents):
         given = next((g for g in (g_voltages, g_v_out, g_currents) if g is not None), None)
         if given is None:
-            return (None,) * 7
-        *rates, v0, voltages, js = ctx.saved_tensors
-        a, d, v_leak = (f if r is None else r for r, f in zip(rates, ctx.floats))
+            return (None,) * 8
+        *tensors, v0, voltages, js = ctx.saved_tensors
+        tau_mem_inv, tau_syn_inv, v_leak = (f if t is None else t for t, f in zip(tensors, ctx.floats))
+        a, d = Rate(tau_mem_inv, ctx.dt), Rate(tau_syn_inv, ctx.dt)
         gv = _voltage_gradient(g_voltages, g_v_out, ctx.record, lambda: given.new_zeros(ctx.shape))
         need = ctx.needs_input_grad
         grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1])
-        return (*(g if wanted else None for g, wanted in zip(grads, need)), *(None,) * (7 - len(grads)))
+        return (*(g if wanted else None for g, wanted in zip(grads, need)), *(None,) * (8 - len(grads)))
 
 
-def scan_eager(xs, v0, i0, a, d, v_leak, record):
+def scan_eager(xs, v0, i0, tau_mem_inv, tau_syn_inv, v_leak, dt, record):
     """``(voltages, v_out, currents or final i)`` for ``T >= 1`` in the compute
     dtype, through :class:`Scan` where autograd needs it, else directly.
     ``v_out`` is the final voltage (the sequence when ``record``), distinct
-    from ``voltages``; rates are tensors or Python floats."""
+    from ``voltages``; parameters are tensors or Python floats."""
     if torch.is_grad_enabled():
-        for t in (xs, v0, i0, a, d, v_leak):
+        for t in (xs, v0, i0, tau_mem_inv, tau_syn_inv, v_leak):
             if isinstance(t, torch.Tensor) and t.requires_grad:
-                return Scan.apply(xs, v0, i0, a, d, v_leak, record)
+                return Scan.apply(xs, v0, i0, tau_mem_inv, tau_syn_inv, v_leak, dt, record)
+    a, d = Rate(tau_mem_inv, dt), Rate(tau_syn_inv, dt)
     return _forward(xs, v0, i0, a, d, v_leak, record, False)[:3]
