@@ -161,11 +161,12 @@ class NumPyBackend(li_core.Backend):
         voltages = np.empty(xs.shape, dtype=xs.dtype)
         currents = np.empty(xs.shape, dtype=xs.dtype) if record_states else None
         i_end = np.empty(xs.shape[1:], dtype=xs.dtype)
+        v_end = None if record_states else np.empty(xs.shape[1:], dtype=xs.dtype)
         leak = p.v_leak if _has_leak(p.v_leak) else None
-        compiled.scan(xs, state.v, state.i, *scan_rates(p, dt), leak, voltages, currents, None, i_end)
+        compiled.scan(xs, state.v, state.i, *scan_rates(p, dt), leak, voltages, currents, None, i_end, v_end)
         if currents is not None:
             return voltages, LIState(voltages.copy(), currents)
-        return voltages, LIState(voltages[-1].copy(), i_end)
+        return voltages, LIState(v_end, i_end)
 
     @staticmethod
     def loop(

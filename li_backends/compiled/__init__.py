@@ -209,7 +209,17 @@ def _run(name: str, size: int, steps: int, *args: Any) -> None:
 
 
 def scan(
-    xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, voltages: Any, currents: Any, js: Any, i_end: Any
+    xs: Any,
+    v0: Any,
+    i0: Any,
+    a: Rate,
+    d: Rate,
+    v_leak: Any,
+    voltages: Any,
+    currents: Any,
+    js: Any,
+    i_end: Any,
+    v_end: Any = None,
 ) -> None:
     """The forward scan of NumPy arrays ``xs`` ``[T, *neurons]`` (``T >= 1``
     and at least one neuron), from ``v0``, ``i0`` with the rates ``a``,
@@ -217,9 +227,11 @@ def scan(
     broadcasting to the neurons) and ``v_leak``, a number or such an array,
     or None for ``v_leak = 0``. Writes
     ``v_t`` into ``voltages`` ``[T, *neurons]``, ``i_t`` into ``currents``
-    and ``j_t = i_{t-1} + x_t`` into ``js`` where they are given (else None)
-    and the final current into ``i_end``: contiguous arrays of the compute
-    dtype, float32 or float64."""
+    and ``j_t = i_{t-1} + x_t`` into ``js`` where they are given (else None),
+    the final current into ``i_end`` and, where it is given, the final
+    voltage into ``v_end`` (so that no caller copies it out of
+    ``voltages``): contiguous arrays of the compute dtype, float32 or
+    float64."""
     import numpy as np
 
     neurons = xs.shape[1:]
@@ -243,6 +255,7 @@ def scan(
         compensated(dtype),
         *outputs,
         _rows(i_end, size)[0],
+        unwanted[:, 0] if v_end is None else _rows(v_end, size)[0],
     )
 
 

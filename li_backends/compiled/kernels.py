@@ -131,12 +131,13 @@ def _two_sum(p, q):  # pragma: no cover
 
 @numba.njit(cache=True)
 def scan_block(
-    xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, lo, hi
+    xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, v_end, lo, hi
 ):  # pragma: no cover
     """The forward scan of neurons ``lo`` to ``hi - 1`` with the fractions
     ``a*a_scale`` and ``d*d_scale`` (named ``a`` and ``d`` below). Writes ``v_t`` to
     ``voltages[t]``, ``i_t`` to ``currents[t]`` and ``j_t`` to ``js[t]``
-    where those have rows, and the final current to ``i_end``::
+    where those have rows, the final current to ``i_end`` and, where it has
+    elements, the final voltage to ``v_end``::
 
         j_t = i_{t-1} + x_t
         v_t = v_{t-1} + ((v_leak - v_{t-1}) + j_t)*a     (v_leak None: (j_t - v_{t-1})*a)
@@ -172,6 +173,8 @@ def scan_block(
         if keep:
             js[t, lo:hi] = j
     i_end[lo:hi] = i
+    if v_end.shape[0] > 0:
+        v_end[lo:hi] = v
 
 
 @numba.njit(cache=True)
@@ -253,13 +256,15 @@ def scan_backward_block(
 
 @numba.njit(parallel=True, cache=True)
 def scan(
-    xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, block
+    xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, v_end, block
 ):  # pragma: no cover
     """:func:`scan_block` on every block of ``block`` neurons, in parallel."""
     n = xs.shape[1]
     for b in numba.prange((n + block - 1) // block):
         lo, hi = b * block, min(n, (b + 1) * block)
-        scan_block(xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, lo, hi)
+        scan_block(
+            xs, v0, i0, a, a_scale, d, d_scale, v_leak, compensated, voltages, currents, js, i_end, v_end, lo, hi
+        )
 
 
 @numba.njit(parallel=True, cache=True)

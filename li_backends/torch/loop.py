@@ -156,17 +156,22 @@ def _rate(rate: Rate) -> Rate:
     return rate if isinstance(rate.value, float) else Rate(_array(rate.value), rate.scale)
 
 
-def compiled_forward(xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, record: bool, keep: bool):
+def compiled_forward(
+    xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, record: bool, keep: bool, final_voltage: bool = False
+):
     """:func:`forward`'s outputs from :func:`li_backends.compiled.scan`,
     written straight into the output tensors (see :func:`compiled_runs`);
     the rates are :class:`~li_core.rates.Rate` s of tensors or Python floats
     (the kernels form the fractions), ``v_leak`` a tensor or a float. The
-    ``j`` sequence is None unless ``keep``."""
+    ``j`` sequence is None unless ``keep``; with ``final_voltage`` (and not
+    ``record``) a fourth output, the final voltage in a buffer of its own."""
     xs = xs.contiguous()
     voltages = torch.empty_like(xs)
     currents = torch.empty_like(xs) if record else None
     js = torch.empty_like(xs) if keep else None
-    i_end = xs.new_empty(xs.shape[1:])
+    shape = xs.shape[1:]
+    i_end = xs.new_empty(shape)
+    v_end = xs.new_empty(shape) if final_voltage and not record else None
     no_leak = v_leak == 0.0 if isinstance(v_leak, float) else _is_zero(v_leak)
     state = _array(v0)  # (the default state is one tensor for both)
     compiled.scan(
@@ -180,20 +185,23 @@ def compiled_forward(xs: Any, v0: Any, i0: Any, a: Rate, d: Rate, v_leak: Any, r
         None if currents is None else _array(currents),
         None if js is None else _array(js),
         _array(i_end),
+        None if v_end is None else _array(v_end),
     )
-    return voltages, i_end if currents is None else currents, js
+    outputs = voltages, i_end if currents is None else currents, js
+    return (*outputs, v_end) if final_voltage else outputs
 
 
-def compiled_backward(gv: Any, gi: Any, a: Rate, d: Rate, record: bool, saved: tuple | None):
+def compiled_backward(gv: Any, gi: Any, a: Rate, d: Rate, record: bool, saved: tuple | None, need_i0: bool = True):
     """:func:`backward`'s gradients from
     :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always; the
     parameter gradients per neuron, with respect to the fractions); rates as
     in :func:`compiled_forward`, ``v_leak`` in ``saved`` a tensor or a
-    Python float, and a ``gi`` of None is zero."""
+    Python float, and a ``gi`` of None is zero. ``dL/di_init`` (a copy of
+    ``dL/dx_0``) is None unless ``need_i0``."""
     shape = gv.shape[1:]
     gx = torch.empty(gv.shape, dtype=gv.dtype)
     g_v0 = gv.new_empty(shape)
-    shares = None if saved is None else [gv.new_empty(shape) for _ in range(3)]
+    shares = None if saved is None else gv.new_empty((3, *shape))  # (one buffer, three rows)
     arrays = None if saved is None else (*(_array(t) for t in saved[:3]), _value(saved[3]))
     compiled.scan_backward(
         _array(gv),
@@ -204,9 +212,9 @@ def compiled_backward(gv: Any, gi: Any, a: Rate, d: Rate, record: bool, saved: t
         arrays,
         _array(gx),
         _array(g_v0),
-        None if shares is None else tuple(_array(t) for t in shares),
+        None if shares is None else tuple(_array(shares)),
     )
-    return [gx, g_v0, gx[0].clone(), *(shares or ())]
+    return [gx, g_v0, gx[0].clone() if need_i0 else None, *(() if shares is None else shares.unbind(0))]
 
 
 def lane_scan(xs: Any, state: LIState, p: LIParameters, dt: float, record_states: bool) -> tuple[Any, LIState]:

@@ -117,14 +117,15 @@ def _scan(xs, v0, i0, a, d, v_leak, record, keep):
         return loop.forward(xs, v0, i0, a, d, v_leak, record, keep)
 
 
-def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0=True):
     """The backward op with the compiled loops (as :func:`_scan`) or torch's
     own ops, on any device; rates as in :func:`_scan`. The parameter
-    gradients are :func:`_parameter_gradients` (None for a float)."""
+    gradients are :func:`_parameter_gradients` (None for a float);
+    ``dL/di_init`` may be None unless ``need_i0``."""
     saved = None if js is None else (v0, voltages, js, v_leak)
     with torch.no_grad():
         if loop.compiled_runs(gv):
-            grads = loop.compiled_backward(gv, gi, a, d, record, saved)
+            grads = loop.compiled_backward(gv, gi, a, d, record, saved, need_i0)
         else:
             fractions = _fractions(gv.dtype, a, d, v_leak)
             saved = None if saved is None else (v0, voltages, js, fractions[2])
@@ -151,7 +152,12 @@ def _parameter_gradients(shares, a, d, v_leak):
         if not isinstance(value, torch.Tensor):
             grads.append(None)
             continue
-        grad = share if share.shape == value.shape else share.sum_to_size(value.shape)
+        if share.shape == value.shape:
+            grad = share
+        elif share.shape[1:] == value.shape:  # (the common case, a batch axis: the reduction sum_to_size runs)
+            grad = share.sum(0)
+        else:
+            grad = share.sum_to_size(value.shape)
         grads.append(grad if scale == 1.0 else grad.mul_(scale))
     return grads
 
@@ -261,9 +267,9 @@ def _forward(xs, v0, i0, a, d, v_leak, record, keep):
     if _fused(xs):
         return cuda.scan_with_copy(xs, v0, i0, a, d, v_leak, record, keep)
     if loop.compiled_runs(xs):
-        voltages, currents, js = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
-    else:
-        voltages, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep)
+        voltages, currents, js, v_out = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep, True)
+        return voltages, voltages.clone() if record else v_out, currents, js
+    voltages, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep)
     v_out = voltages.clone() if record else voltages[-1].clone()
     return voltages, v_out, currents, js if keep else None
 
@@ -288,13 +294,13 @@ def _fused_backward(gv, gi, a, d, v_leak, v0, voltages, js, record):
     return grads if js is None else grads[:3] + _parameter_gradients(grads[3:], a, d, v_leak)
 
 
-def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0):
+def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0):
     """The backward op for rates as in :func:`_scan`; a ``gi`` of None is zero."""
     if _fused(gv):
         return _fused_backward(gv, gi, a, d, v_leak, v0, voltages, js, record)
     if gi is None and not loop.compiled_runs(gv):  # (the compiled loops take None for zero)
         gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
-    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0)
+    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0)
 
 
 class Scan(torch.autograd.Function):
@@ -327,7 +333,7 @@ class Scan(torch.autograd.Function):
         a, d = Rate(tau_mem_inv, ctx.dt), Rate(tau_syn_inv, ctx.dt)
         gv = _voltage_gradient(g_voltages, g_v_out, ctx.record, lambda: given.new_zeros(ctx.shape))
         need = ctx.needs_input_grad
-        grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1])
+        grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1], need[2])
         return (*(g if wanted else None for g, wanted in zip(grads, need)), *(None,) * (8 - len(grads)))
 
 
