@@ -142,7 +142,7 @@ def _parameters(a: Rate, d: Rate, v_leak: Any, size: int, neurons: tuple, dtype:
         one = typed(1.0)
         return [typed(a.value * a.scale), one, typed(d.value * d.scale), one, typed(v_leak)]
     items = ((a.value, a.scale), (d.value, d.scale), (v_leak, 1.0))
-    scalars = all(np.size(value) == 1 for value, _ in items)
+    scalars = all(type(value) is float or value.size == 1 for value, _ in items)
     out: list = []
     for value, scale in items:
         if type(value) is float:
