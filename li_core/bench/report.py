@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .host import HOST_HEADERS, host_table
+from .host import GOAL_HEADERS, HOST_HEADERS, goal_table, host_table
 from .peers import PEERS
 
 
@@ -109,8 +109,16 @@ def format_results(report: dict[str, Any]) -> str:
     parts.append(format_table(RESULT_HEADERS, table) if table else "(nothing was timed)")
     host = host_table(report)
     if host:
-        parts += ["", "host overhead (us per call; floor: one autograd.Function, one op each way):"]
+        parts += [
+            "",
+            "host overhead (us per call; floor: one autograd.Function, one op each way; "
+            "+ params: training with three [N] parameter tensors that require grad):",
+        ]
         parts.append(format_table(HOST_HEADERS, host))
+    goals = goal_table(report)
+    if goals:
+        parts += ["", "host goals (medians of interleaved runs; met: the ratio, or the difference, within the goal):"]
+        parts.append(format_table(GOAL_HEADERS, goals))
     if notes:
         parts += ["", *notes]
     parts += [
