@@ -106,6 +106,6 @@ WORKLOADS: dict[str, Workload] = {
         Workload("small", "small scan", 100, 8, 256),
         Workload("weighted", "weighted scan", 500, 16, 1024, inputs=1024),
         Workload("long", "few neurons, long run", 100_000, 1, 16, per_neuron=True, loop_steps=10_000),
-        Workload("host", "host overhead per call", 256, 2, 4096, host=True),
+        Workload("host", "host overhead per call, and calls with a goal beside their floors", 256, 2, 4096, host=True),
     )
 }
