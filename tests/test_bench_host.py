@@ -108,6 +108,11 @@ def test_a_goal_is_met_by_the_quantity_it_names(time_s, floor_s, goal_on, goal, 
     assert row["ratio"] == time_s / floor_s and row["difference_s"] == time_s - floor_s
 
 
+def test_a_goal_names_a_quantity_of_the_row():
+    with pytest.raises(ValueError, match="goal_on must be 'ratio' or 'difference_s', got 'time_s'"):
+        host.goal_row("call", "shape", "floor", 2.0, 1.0, "time_s", 3.0)
+
+
 def test_goal_tables_of_a_report_without_goal_rows_are_empty():
     """A report stored before the goal rows (``docs/benchmarks.json``) still renders."""
     cell = {"steps": 1, "neurons": 8, "forward_us": 2.0, "floor_forward_us": 1.0, "forward_ratio": 2.0}

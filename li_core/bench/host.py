@@ -126,6 +126,7 @@ def parameter_tensors(x: Any, neurons: int) -> LIParameters:
 
 
 def _voltages(module: Any, x: Any) -> Any:
+    """A module's voltages on ``x`` (its first output)."""
     return module(x)[0]
 
 
@@ -186,6 +187,8 @@ def goal_row(
     its floor, ``beside``, took ``floor_s``; ``ratio`` and ``difference_s``
     compare the two, and ``met`` says whether the one named by ``goal_on``
     is at most ``goal``."""
+    if goal_on not in ("ratio", "difference_s"):
+        raise ValueError(f"goal_on must be 'ratio' or 'difference_s', got {goal_on!r}")
     row: dict[str, Any] = {"call": call, "shape": shape, "beside": beside, "time_s": time_s, "floor_s": floor_s}
     row.update(ratio=time_s / floor_s, difference_s=time_s - floor_s, goal_on=goal_on, goal=goal)
     row["met"] = row[goal_on] <= goal
