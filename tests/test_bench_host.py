@@ -53,6 +53,13 @@ def test_host_rows_time_every_cell_against_the_floor(report):
     assert len(host.host_table(report)) == 2 * len(grid)
     assert "host overhead" in text and bench.format_table(host.HOST_HEADERS, host.host_table(report)) in text
     assert bench.result_table(report)[0] == []  # not in the scan table
+    assert "(nothing was timed)" not in text and "x copy:" not in text  # nor the scan table's legend
+
+
+def test_a_report_with_no_timed_row_says_so(report):
+    skipped = {"backend": "x", "device": None, "workload": None, "status": "skipped", "reason": "not installed"}
+    text = bench.format_results({**report, "results": [skipped]})
+    assert "(nothing was timed)" in text and "skipped: x: not installed" in text
 
 
 def test_goal_rows_name_their_calls_floors_and_goals(report):
