@@ -74,6 +74,7 @@ def test_goal_rows_name_their_calls_floors_and_goals(report):
     assert (step["shape"], step["beside"], step["goal_on"], step["goal"]) == ("[8, 256]", "raw step", "ratio", 1.25)
     assert (first["beside"], first["goal_on"], first["goal"]) == ("LI_NUMBA=0", "difference_s", 0.3)
     assert first["repeats"] == 1  # --quick: one pair of fresh processes
+    assert all(g["repeats"] == host.GOAL_ROUNDS for g in [*torch_goals, step])  # at least GOAL_ROUNDS rounds
 
 
 def test_goal_fields_are_the_medians_quotient_difference_and_goal(report):
@@ -110,14 +111,14 @@ def test_goal_table_prints_every_goal_row_with_its_verdict(report):
     ],
 )
 def test_a_goal_is_met_by_the_quantity_it_names(time_s, floor_s, goal_on, goal, met):
-    row = host.goal_row("call", "shape", "floor", time_s, floor_s, goal_on, goal)
+    row = host.goal_row("call", "shape", "floor", time_s, floor_s, goal_on, goal, 5)
     assert row["met"] is met
     assert row["ratio"] == time_s / floor_s and row["difference_s"] == time_s - floor_s
 
 
 def test_a_goal_names_a_quantity_of_the_row():
     with pytest.raises(ValueError, match="goal_on must be 'ratio' or 'difference_s', got 'time_s'"):
-        host.goal_row("call", "shape", "floor", 2.0, 1.0, "time_s", 3.0)
+        host.goal_row("call", "shape", "floor", 2.0, 1.0, "time_s", 3.0, 5)
 
 
 def test_goal_tables_of_a_report_without_goal_rows_are_empty():
