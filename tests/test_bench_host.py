@@ -228,7 +228,7 @@ def test_a_first_call_runs_a_fresh_process_with_or_without_numba(monkeypatch, nu
     assert first_call.first_call(numba) == 0.25
     assert seen["command"][1:] == ["-c", first_call.SCRIPT]
     assert seen["env"].get("LI_NUMBA") == (None if numba else "0")
-    assert seen["env"]["PYTHONPATH"].split(":")[0] == str(first_call.ROOT)
+    assert seen["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(first_call.ROOT)
 
 
 def test_a_failing_first_call_says_why(monkeypatch):
