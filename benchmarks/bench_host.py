@@ -1,15 +1,22 @@
-"""Host overhead per call: ``li_scan`` forward and training next to the
-Python-level floor, measured in the same run.
+"""Host overhead per call: ``li_scan`` and friends next to their floors,
+measured in the same run.
 
     python benchmarks/bench_host.py [--backends torch,numpy] [--devices cpu,cuda] [--repeats 9] [--quick]
 
-For T in {1, 16, 256} and N in {8, 512, 4096} (batch 2, float32, default
-parameters, state None), every available backend on every device it has
-is timed against the floor of any fused op written in Python: one
+The grid: for T in {1, 16, 256} and N in {8, 512, 4096} (batch 2, float32,
+default parameters, state None), every available backend on every device it
+has is timed against the floor of any fused op written in Python: one
 ``torch.autograd.Function`` with one elementwise op each way (``2*x`` and
-``2*g``), or for other libraries one op. Both run in interleaved rounds
-(:func:`li_core.bench.host.interleaved`); figures are medians of the time
-per call, ratios are of medians. The same table is ``li bench --workloads host``.
+``2*g``), or for other libraries one op; on torch also training with three
+``[N]`` parameter tensors that require grad. The goal rows: on torch at
+T=4, B=2, N=8 the ``li_scan`` forward, its training with parameter
+gradients and a training step of ``LI``, ``LICell`` and ``LILinearCell``
+(goal 3x their floor); on NumPy ``li_feed_forward_step`` on [8, 256]
+beside the hand-written step (goal 1.25x) and the first call in a fresh
+process beside the same with ``LI_NUMBA=0`` (goal +0.3 s). Each group runs
+in interleaved rounds (:func:`li_core.bench.host.interleaved`); figures are
+medians of the time per call, ratios are of medians. The same tables are
+``li bench --workloads host``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import argparse
 
 from li_core import bench
-from li_core.bench.host import HOST_HEADERS, host_table
+from li_core.bench.host import GOAL_HEADERS, HOST_HEADERS, goal_table, host_table
 
 
 def main() -> None:
@@ -37,6 +44,10 @@ def main() -> None:
     )
     print(f"bench_host: {bench.describe_settings(report)}\n")
     print(bench.format_table(HOST_HEADERS, host_table(report)))
+    goals = goal_table(report)
+    if goals:
+        print()
+        print(bench.format_table(GOAL_HEADERS, goals))
     for row in report["results"]:
         if row["status"] != "ok":
             print(f"{row['status']}: {row['backend']} {row['device'] or ''}: {row['reason']}")

@@ -162,7 +162,7 @@ class BenchResults(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         from li_core import bench
-        from li_core.bench.host import HOST_HEADERS, host_table
+        from li_core.bench.host import GOAL_HEADERS, HOST_HEADERS, goal_table, host_table
 
         if (placeholder := _generated_only_for_output(self)) is not None:
             return placeholder
@@ -182,6 +182,10 @@ class BenchResults(SphinxDirective):
                 )
             )
             result.append(_table(HOST_HEADERS, host))
+        goals = goal_table(report)
+        if goals:
+            result.append(nodes.paragraph(text="Host goals, each call beside its floor, with its goal:"))
+            result.append(_table(GOAL_HEADERS, goals))
         if notes:
             items = nodes.bullet_list()
             for note in notes:

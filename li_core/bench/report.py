@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .host import HOST_HEADERS, host_table
+from .host import GOAL_HEADERS, HOST_HEADERS, goal_table, host_table
 from .peers import PEERS
 
 
@@ -102,29 +102,44 @@ def result_table(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
 
 
 def format_results(report: dict[str, Any]) -> str:
-    """The human-readable table of a :func:`run` report, then the skipped
-    and failed cases with their reasons."""
+    """The human-readable tables of a :func:`run` report (the scan table,
+    the host workload's two, those that have rows), then the skipped and
+    failed cases with their reasons, then what the scan table's columns
+    mean."""
     table, notes = result_table(report)
-    parts = [f"li bench: {describe_settings(report)}", ""]
-    parts.append(format_table(RESULT_HEADERS, table) if table else "(nothing was timed)")
-    host = host_table(report)
+    host, goals = host_table(report), goal_table(report)
+    sections = []
+    if table:
+        sections.append(format_table(RESULT_HEADERS, table))
     if host:
-        parts += ["", "host overhead (us per call; floor: one autograd.Function, one op each way):"]
-        parts.append(format_table(HOST_HEADERS, host))
+        sections.append(
+            "host overhead (us per call; floor: one autograd.Function, one op each way; "
+            "+ params: training with three [N] parameter tensors that require grad):\n"
+            + format_table(HOST_HEADERS, host)
+        )
+    if goals:
+        sections.append(
+            "host goals (medians of interleaved runs; met: the ratio, or the difference, within the goal):\n"
+            + format_table(GOAL_HEADERS, goals)
+        )
+    if not sections:
+        sections.append("(nothing was timed)")
     if notes:
-        parts += ["", *notes]
-    parts += [
-        "",
-        "x copy: li_scan's time over copying its input once on the same device; "
-        "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's; "
-        "norse, vs norse: Norse's LI module on the same torch input (feed-forward workloads, when Norse is "
-        "installed) and its time over li_scan's; norse step, vs step: the same for Norse's own "
-        "li_feed_forward_step in a Python loop over x.unbind(0). The module reads input_tensor[ts] step by "
-        "step, so its backward grows with T^2. Every time is timed like li_scan's (one warm-up, medians); "
-        "'(n runs)': repeated fewer times than li_scan, its runs took longer than the time budget.",
-    ]
-    scaled = {row["workload"]: row["loop_steps"] for row in report["results"] if row.get("loop_scaled")}
-    parts += [
-        f"*: the loop timed over the first {steps} steps of {name}, scaled to all." for name, steps in scaled.items()
-    ]
-    return "\n".join(parts)
+        sections.append("\n".join(notes))
+    if table:
+        scaled = {row["workload"]: row["loop_steps"] for row in report["results"] if row.get("loop_scaled")}
+        legend = [
+            "x copy: li_scan's time over copying its input once on the same device; "
+            "speedup: the one-step-at-a-time loop's time (li_core.reference.scan) over li_scan's; "
+            "norse, vs norse: Norse's LI module on the same torch input (feed-forward workloads, when Norse is "
+            "installed) and its time over li_scan's; norse step, vs step: the same for Norse's own "
+            "li_feed_forward_step in a Python loop over x.unbind(0). The module reads input_tensor[ts] step by "
+            "step, so its backward grows with T^2. Every time is timed like li_scan's (one warm-up, medians); "
+            "'(n runs)': repeated fewer times than li_scan, its runs took longer than the time budget.",
+            *(
+                f"*: the loop timed over the first {steps} steps of {name}, scaled to all."
+                for name, steps in scaled.items()
+            ),
+        ]
+        sections.append("\n".join(legend))
+    return "\n\n".join([f"li bench: {describe_settings(report)}", *sections])

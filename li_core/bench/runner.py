@@ -212,7 +212,10 @@ def run(
     of each (``repeats``, ``loop_repeats``, ...), the ratios
     ``ratio_to_copy`` and ``ratio_to_loop`` (``li_scan``'s time over theirs)
     and ``speedup_over_loop``, ``speedup_over_norse`` and
-    ``speedup_over_norse_step`` (their time over ``li_scan``'s).
+    ``speedup_over_norse_step`` (their time over ``li_scan``'s). A row of
+    the ``host`` workload has instead ``host``, its grid of per-call times
+    beside the floor, and ``host_goals``, the calls that have a goal, each
+    beside its floor (module ``li_core.bench.host``).
     """
     names = list(backends) if backends else [i.name for i in list_backends() if i.name != REFERENCE_BACKEND]
     chosen = [WORKLOADS[name] for name in (workloads or WORKLOADS)]  # KeyError names the workload

@@ -39,6 +39,9 @@ class Workload:
     #: ``T`` of ``HOST_STEPS`` up to ``steps`` by every ``N`` of
     #: ``HOST_NEURONS`` up to ``neurons``
     host: bool = False
+    #: pairs of fresh processes behind the host workload's first-call row
+    #: (module ``li_core.bench.first_call``); None: as many as ``repeats``
+    first_calls: int | None = None
 
     @property
     def shape(self) -> str:
@@ -63,6 +66,7 @@ class Workload:
             neurons=max(8, self.neurons // 16),
             inputs=None if self.inputs is None else max(8, self.inputs // 16),
             loop_steps=None if self.loop_steps is None else max(2, self.loop_steps // 10),
+            first_calls=1 if self.host else None,
         )
 
     def arrays(self, dtype: str, seed: int = 0) -> tuple[Any, Any]:
@@ -102,6 +106,6 @@ WORKLOADS: dict[str, Workload] = {
         Workload("small", "small scan", 100, 8, 256),
         Workload("weighted", "weighted scan", 500, 16, 1024, inputs=1024),
         Workload("long", "few neurons, long run", 100_000, 1, 16, per_neuron=True, loop_steps=10_000),
-        Workload("host", "host overhead per call", 256, 2, 4096, host=True),
+        Workload("host", "host overhead per call, and calls with a goal beside their floors", 256, 2, 4096, host=True),
     )
 }
