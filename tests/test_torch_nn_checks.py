@@ -135,11 +135,17 @@ def test_a_converted_module_takes_its_new_dtype_and_refuses_the_old(make):
 
 
 def test_a_module_moved_by_torch_load_is_checked_again():
-    module, x = warmed(layer)
+    module, x = LI(LIParameters(200.0, 100.0, torch.zeros(N)), train_time_constants=True, size=N), torch.randn(4, N)
+    tensors = [*module.parameters(), *module.buffers()]  # (every field a tensor: a float is a new object when loaded)
+    with torch.no_grad():
+        for tensor in tensors:
+            tensor.mul_(1.0)  # (version 1: what torch.load gives its tensors, so the versions agree)
+    module(x)
     buffer = io.BytesIO()
     torch.save(module, buffer)
     buffer.seek(0)
     loaded = torch.load(buffer, map_location="meta", weights_only=False)
+    assert [t._version for t in (*loaded.parameters(), *loaded.buffers())] == [t._version for t in tensors]
     with pytest.raises(ValueError, match=r"p\.tau_syn_inv is on device meta but inputs is on device cpu"):
         loaded(x)
     copied = copy.deepcopy(module)
@@ -184,35 +190,35 @@ def test_reassigned_weights_are_checked_again():
 
 
 def bad_calls(module, x):
-    """Each a call the functional API refuses: its arguments, error and message."""
+    """Per call the functional API refuses: the good call it differs from in
+    one property (so that only that property tells them apart), its own
+    arguments, its error and message."""
     name = ARGUMENT[type(module)]
     first = "input_weights" if name == "input_spikes" else "p.tau_syn_inv"  # (the first array checked)
     good = module(x)[1]
     neurons = tuple(good.v.shape)
     return {
-        "input dtype": ((x.double(),), TypeError, f"{first} has dtype float32 but {name} has dtype float64"),
-        "input shape": ((torch.randn(*x.shape[:-1], 3),), ValueError, f"{first} of shape"),
-        "input layout": ((x.to_sparse(),), TypeError, f"{name} is a sparse torch tensor"),
-        "input type": ((x.numpy(),), TypeError, "all arrays in one call must come from one library"),
-        "state dtype": ((x, LIState(good.v.double(), good.i)), TypeError, "state.v has dtype float64"),
-        "state device": ((x, LIState(good.v, good.i.to("meta"))), ValueError, "state.i is on device meta"),
-        "state shape": ((x, LIState(good.v, torch.zeros(*neurons[:-1], 3))), ValueError, "state.i of shape"),
-        "state type": ((x, (good.v, good.i, good.i)), TypeError, "state must be an LIState(v, i) or None"),
+        "input dtype": ((x,), (x.double(),), TypeError, f"{first} has dtype float32 but {name} has dtype float64"),
+        "input shape": ((x,), (torch.randn(*x.shape[:-1], 3),), ValueError, f"{first} of shape"),
+        "input layout": ((x,), (x.to_sparse(),), TypeError, f"{name} is a sparse torch tensor"),
+        "input type": ((x,), (x.numpy(),), TypeError, "all arrays in one call must come from one library"),
+        "state dtype": ((x, good), (x, LIState(good.v.double(), good.i)), TypeError, "state.v has dtype float64"),
+        "state device": ((x, good), (x, LIState(good.v, good.i.to("meta"))), ValueError, "state.i is on device meta"),
+        "state shape": ((x, good), (x, LIState(good.v, torch.zeros(*neurons[:-1], 3))), ValueError, "state.i of shape"),
+        "state type": ((x, good), (x, (good.v, good.i, good.i)), TypeError, "state must be an LIState(v, i) or None"),
     }
 
 
 @MODULES
 def test_a_bad_input_or_state_is_refused_on_every_call(make):
     module, x = warmed(make)
-    good_state = module(x)[1]
-    for args, error, message in bad_calls(module, x).values():
+    for good, bad, error, message in bad_calls(module, x).values():
         for _ in range(2):
-            with pytest.raises(error, match=re.escape(message)):
-                module(*args)
-        for _ in range(3):  # good calls again (the last check remembered again), then the bad one once more
-            module(x, good_state)
-        with pytest.raises(error, match=re.escape(message)):
-            module(*args)
+            for _ in range(3):  # good calls (the last check remembered), then the bad one
+                module(*good)
+            for _ in range(2):
+                with pytest.raises(error, match=re.escape(message)):
+                    module(*bad)
 
 
 def functional(module, x, state):
