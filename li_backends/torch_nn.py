@@ -78,7 +78,7 @@ class _LIModule(nn.Module):
         #: the input and the state, and its backend
         self._checked: tuple[tuple, tuple, tuple, Backend] | None = None
 
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]  # (nn.Module's signature)
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
         """Conversions (``.to()``, ``.double()``, ...) may change the
         parameters' dtype and device without moving their version counters:
         the next call is checked in full."""
