@@ -18,6 +18,7 @@ from li_core import (
     li_feed_forward_step,
     li_step,
 )
+from li_core.registry import registry
 
 SHAPE = (8, 16)
 DT = 1e-3
@@ -242,3 +243,79 @@ def test_a_warm_step_logs_its_backend(caplog):
         "li_feed_forward_step: backend 'numpy' (backend= argument)",
         "li_step: backend 'numpy' (backend= argument)",
     ]
+
+
+def test_the_coefficients_follow_dt_the_dtype_and_arrays_changed_in_place():
+    rng = np.random.default_rng(11)
+    p = LIParameters(tau_syn_inv=150.0, tau_mem_inv=90.0, v_leak=0.25)
+    per_neuron = LIParameters(*(rng.uniform(50, 300, SHAPE[-1]).astype(np.float32) for _ in range(3)))
+    for dtype, q, dt in [
+        ("float32", p, DT),
+        ("float32", p, 2 * DT),
+        ("float64", p, 2 * DT),
+        ("float32", per_neuron, DT),
+        ("float32", per_neuron, DT),
+    ]:
+        if q is per_neuron:
+            q.tau_mem_inv[:] = rng.uniform(50, 300, SHAPE[-1])  # (in place, between two calls)
+        x = _arrays(rng, dtype, *SHAPE)
+        state = LIState(_arrays(rng, dtype, *SHAPE), _arrays(rng, dtype, *SHAPE))
+        _, new = li_feed_forward_step(x, state, q, dt, backend="numpy")
+        want = _formula(x, state, q, dt)
+        np.testing.assert_array_equal(_bits(new.v), _bits(want[0]))
+        np.testing.assert_array_equal(_bits(new.i), _bits(want[1]))
+
+
+def _torch_warm():
+    torch = pytest.importorskip("torch")
+    x = torch.ones(SHAPE)
+    li_feed_forward_step(x, LIState(x, x), backend="torch")
+    return torch, x
+
+
+@pytest.mark.parametrize(
+    "field, make, kind, message",
+    [
+        ("v", lambda t: t.to("meta"), ValueError, "state.v is on device meta but input_tensor is on device cpu"),
+        ("i", lambda t: t.to_sparse(), TypeError, "state.i is a sparse torch tensor"),
+        ("i", lambda t: t.double(), TypeError, "state.i has dtype float64 but input_tensor has dtype float32"),
+        ("v", lambda t: t[:3], ValueError, r"state.v of shape \(3, 16\) does not fit the neuron shape \(8, 16\)"),
+    ],
+)
+def test_a_warm_torch_step_still_refuses_what_the_contract_refuses(field, make, kind, message):
+    _, x = _torch_warm()
+    v, i = x.clone(), x.clone()
+    state = LIState(make(v), i) if field == "v" else LIState(v, make(i))
+    with pytest.raises(kind, match=message):
+        li_feed_forward_step(x, state, backend="torch")
+
+
+@pytest.mark.parametrize(
+    "make, kind, message",
+    [
+        (lambda w: w.to("meta"), ValueError, "input_weights is on device meta but input_spikes is on device cpu"),
+        (lambda w: w.to_sparse(), TypeError, "input_weights is a sparse torch tensor"),
+    ],
+)
+def test_a_warm_torch_li_step_still_checks_its_weights(make, kind, message):
+    torch, x = _torch_warm()
+    w = torch.eye(SHAPE[1])
+    li_step(x, LIState(x, x), w, backend="torch")
+    with pytest.raises(kind, match=message):
+        li_step(x, LIState(x, x), make(w), backend="torch")
+    with pytest.raises(TypeError, match="input_spikes is a sparse torch tensor"):
+        li_step(x.to_sparse(), LIState(x, x), w, backend="torch")
+
+
+def test_a_warm_torch_step_gives_the_backends_numbers():
+    torch, _ = _torch_warm()
+    generator = torch.Generator().manual_seed(5)
+    x, v, i, s = (torch.randn(SHAPE, generator=generator) for _ in range(4))
+    w = torch.randn(SHAPE[1], SHAPE[1], generator=generator)
+    p = LIParameters(tau_syn_inv=250.0, tau_mem_inv=120.0, v_leak=0.1)
+    chosen = registry.get("torch")
+    for got, want in (
+        (li_feed_forward_step(x, LIState(v, i), p, DT), chosen.feed_forward_step(x, LIState(v, i), p, DT)),
+        (li_step(s, LIState(v, i), w, p, DT), chosen.step(s, LIState(v, i), w, p, DT)),
+    ):
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1].v, want[1].v) and torch.equal(got[1].i, want[1].i)
