@@ -38,7 +38,7 @@ def li_step(
         chosen = select(backend, input_spikes, "input_spikes", "li_step")
         if dtype not in chosen.dtypes:
             refuse_dtype("input_spikes", dtype, chosen)
-        return chosen.step(input_spikes, state, input_weights, p, dt)
+        return chosen.step(input_spikes, state, input_weights, p, dt)  # type: ignore[arg-type]  # (plain_call saw an LIState)
     call = check_call("input_spikes", input_spikes, state, input_weights, p, dt, time_axis=False, weights_required=True)
     chosen = select(backend, input_spikes, "input_spikes", "li_step")
     return chosen.step(input_spikes, complete_state(call, chosen), input_weights, call.p, call.dt)
@@ -61,7 +61,7 @@ def li_feed_forward_step(
         chosen = select(backend, input_tensor, "input_tensor", "li_feed_forward_step")
         if dtype not in chosen.dtypes:
             refuse_dtype("input_tensor", dtype, chosen)
-        return chosen.feed_forward_step(input_tensor, state, p, dt)
+        return chosen.feed_forward_step(input_tensor, state, p, dt)  # type: ignore[arg-type]  # (plain_call saw an LIState)
     call = check_call("input_tensor", input_tensor, state, None, p, dt, time_axis=False)
     chosen = select(backend, input_tensor, "input_tensor", "li_feed_forward_step")
     return chosen.feed_forward_step(input_tensor, complete_state(call, chosen), call.p, call.dt)

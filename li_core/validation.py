@@ -473,7 +473,7 @@ def plain_call(x: Any, state: Any, weights: Any, p: Any, dt: Any) -> str | None:
     if type(v) is not kind or type(i) is not kind or v.dtype is not dtype or i.dtype is not dtype:
         return None
     if weights is not None:
-        w_shape = weights.shape if type(weights) is kind and weights.dtype is dtype else ()
+        w_shape: tuple[int, ...] = weights.shape if type(weights) is kind and weights.dtype is dtype else ()
         if len(w_shape) != 2 or not shape or shape[-1] != w_shape[1]:
             return None
         shape = (*shape[:-1], w_shape[0])
