@@ -1,6 +1,9 @@
 """What the public step costs beyond the step itself, NumPy and torch.
 
-    python benchmarks/bench_step_dispatch.py [--rounds 31]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_step_dispatch.py [--rounds 31]
+
+(one BLAS thread: on a shared machine the matmul of the ``li_step`` rows
+otherwise waits for its threads, and the ratio measures that).
 
 float32, batch 8, 256 neurons, a state of the input's shape, the default
 parameters (Python floats), dt = 1e-3. Each public call is timed in
