@@ -71,6 +71,47 @@ def _constant(np: Any, value: Any, dtype: Any) -> Any:
     return constant
 
 
+def _step(x: Any, v: Any, i: Any, p: LIParameters, dt: float, dtype: Any) -> tuple[Any, Any]:
+    """One step in ``dtype`` (that of ``v`` and ``i``), in new arrays:
+    ``j = i + x``, ``v' = v + a*((v_leak - v) + j)``, ``i' = j - d*j``."""
+    a, minus_d, leak = _coefficients(p, dt, dtype)
+    j = i + x
+    if leak is None:
+        v_new = j - v  # (0 - v) + j, but for the sign of a zero that v + a*(...) drops
+    else:
+        v_new = leak - v
+        v_new += j
+    v_new *= a
+    v_new += v  # v' = v + a*((v_leak - v) + j)
+    i_new = j * minus_d
+    i_new += j  # i' = j - d*j
+    return v_new, i_new
+
+
+#: :func:`_coefficients` of recent parameter records, per ``id(p)``: ``(p, dt, dtype, coefficients)``
+_recent: dict[int, tuple[LIParameters, float, Any, tuple[Any, Any, Any]]] = {}
+
+
+def _coefficients(p: LIParameters, dt: float, dtype: Any) -> tuple[Any, Any, Any]:
+    """``(a, -d, v_leak)`` of :func:`li_core.reference.rates` for the step in
+    ``dtype``, floats as :func:`_constant`'s 0-d arrays; ``v_leak`` None
+    where it is the float 0.0. A record of floats is remembered (and holds
+    its ``id``), so a loop over time with one ``p`` and ``dt`` forms them
+    once; arrays may change in place and are taken as they are each time."""
+    recent = _recent.get(id(p))
+    if recent is not None and recent[0] is p and recent[1] == dt and recent[2] is dtype:
+        return recent[3]
+    np = _numpy()
+    a, d = rates(p, dt)
+    leak = _constant(np, p.v_leak, dtype) if _has_leak(p.v_leak) else None
+    coefficients = (_constant(np, a, dtype), _constant(np, -d, dtype), leak)
+    if type(p[0]) is type(p[1]) is type(p[2]) is float:
+        if len(_recent) >= 64:
+            _recent.clear()
+        _recent[id(p)] = (p, dt, dtype, coefficients)
+    return coefficients
+
+
 class NumPyBackend(li_core.Backend):
     """Leaky integrators on NumPy arrays, CPU."""
 
@@ -97,28 +138,22 @@ class NumPyBackend(li_core.Backend):
         return _numpy().asarray(x)
 
     def feed_forward_step(self, x: Any, state: LIState, p: LIParameters, dt: float) -> tuple[Any, LIState]:
+        v, i = state
+        dtype = v.dtype  # x may be a float32 projection of float16 spikes
+        if dtype.char != "e":
+            v_new, i_new = _step(x, v, i, p, dt, dtype)
+            return v_new, LIState(v_new.copy(), i_new)
         np = _numpy()
-        dtype = state.v.dtype  # x may be a float32 projection of float16 spikes
-        if dtype == np.float16:
-            compute = np.dtype(np.float32)
-            v, i = state.v.astype(compute), state.i.astype(compute)
-            v_new, new = self.feed_forward_step(
-                x.astype(compute, copy=False), LIState(v, i), _as_compute(np, compute, p), dt
-            )
-            return v_new.astype(dtype), LIState(v_new.astype(dtype), new.i.astype(dtype))
-        a, d = rates(p, dt)
-        v = state.v
-        j = state.i + x
-        if _has_leak(p.v_leak):
-            v_new = _constant(np, p.v_leak, dtype) - v
-            v_new += j
-        else:
-            v_new = j - v  # (0 - v) + j, but for the sign of a zero that v + a*(...) drops
-        v_new *= _constant(np, a, dtype)
-        v_new += v  # v' = v + a*((v_leak - v) + j)
-        i_new = j * _constant(np, -d, dtype)
-        i_new += j  # i' = j - d*j
-        return v_new, LIState(v_new.copy(), i_new)
+        compute = np.dtype(np.float32)
+        v_new, i_new = _step(
+            x.astype(compute, copy=False),
+            v.astype(compute),
+            i.astype(compute),
+            _as_compute(np, compute, p),
+            dt,
+            compute,
+        )
+        return v_new.astype(dtype), LIState(v_new.astype(dtype), i_new.astype(dtype))
 
     def step(self, x: Any, state: LIState, w: Any, p: LIParameters, dt: float) -> tuple[Any, LIState]:
         return self.feed_forward_step(self._project(x, w), state, p, dt)

@@ -1,4 +1,8 @@
-"""The public functions: check the arguments, choose a backend, run it."""
+"""The public functions: check the arguments, choose a backend, run it.
+
+A step whose arguments need nothing converted, broadcast or warned about
+(:func:`li_core.validation.plain_call`: the common case of a loop over time)
+goes to its backend as it is; any other call takes the full checks."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from . import forking  # noqa: F401 - imported to record forks from now on (see 
 from .backend import Backend
 from .selection import select
 from .types import LIParameters, LIState
-from .validation import check_call, complete_state
+from .validation import check_call, complete_state, plain_call, refuse_dtype
 
 _DEFAULT_PARAMETERS = LIParameters()
 
@@ -30,6 +34,11 @@ def li_step(
     Returns ``(v', LIState(v', i'))``; the two voltages are distinct arrays.
     ``state=None`` starts from ``v = v_leak, i = 0``.
     """
+    if input_weights is not None and (dtype := plain_call(input_spikes, state, input_weights, p, dt)) is not None:
+        chosen = select(backend, input_spikes, "input_spikes", "li_step")
+        if dtype not in chosen.dtypes:
+            refuse_dtype("input_spikes", dtype, chosen)
+        return chosen.step(input_spikes, state, input_weights, p, dt)  # type: ignore[arg-type]  # (plain_call saw an LIState)
     call = check_call("input_spikes", input_spikes, state, input_weights, p, dt, time_axis=False, weights_required=True)
     chosen = select(backend, input_spikes, "input_spikes", "li_step")
     return chosen.step(input_spikes, complete_state(call, chosen), input_weights, call.p, call.dt)
@@ -48,6 +57,11 @@ def li_feed_forward_step(
     ``i' = j - dt*tau_syn_inv*j``. Returns ``(v', LIState(v', i'))`` with
     distinct voltage arrays; ``state=None`` starts from ``v = v_leak, i = 0``.
     """
+    if (dtype := plain_call(input_tensor, state, None, p, dt)) is not None:  # (the common case)
+        chosen = select(backend, input_tensor, "input_tensor", "li_feed_forward_step")
+        if dtype not in chosen.dtypes:
+            refuse_dtype("input_tensor", dtype, chosen)
+        return chosen.feed_forward_step(input_tensor, state, p, dt)  # type: ignore[arg-type]  # (plain_call saw an LIState)
     call = check_call("input_tensor", input_tensor, state, None, p, dt, time_axis=False)
     chosen = select(backend, input_tensor, "input_tensor", "li_feed_forward_step")
     return chosen.feed_forward_step(input_tensor, complete_state(call, chosen), call.p, call.dt)

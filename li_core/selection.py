@@ -142,9 +142,33 @@ def _automatic(x: Any, argument: str) -> Backend:
     return backend
 
 
+#: backends named by ``backend=`` that passed their checks, per (name, input
+#: type), and the registry's automatic choices they were made beside: a
+#: registry rebuilt (``registry.reset()``) has new ones, and the names are
+#: checked again
+_named: tuple[dict[type, Backend], dict[tuple[str, type], Backend]] = ({}, {})
+
+
+def _by_name(name: str, x: Any, argument: str) -> Backend:
+    """:func:`_check_explicit` of a backend name, once per input type (a
+    backend's ``handles`` depends on the type and its availability is asked
+    once per registry)."""
+    global _named
+    made_beside, checked = _named
+    if made_beside is not registry.auto_choice:
+        _named = made_beside, checked = registry.auto_choice, {}
+    key = (name, type(x))
+    backend = checked.get(key)
+    if backend is None:
+        backend = checked[key] = _check_explicit(resolve(name), x, argument, "chosen by backend=")
+    return backend
+
+
 def select(explicit: str | Backend | None, x: Any, argument: str, operation: str) -> Backend:
     """The backend for one call on input ``x`` (named ``argument`` in errors)."""
-    if explicit is not None:
+    if type(explicit) is str:
+        backend, why = _by_name(explicit, x, argument), "backend= argument"
+    elif explicit is not None:
         backend, why = _check_explicit(resolve(explicit), x, argument, "chosen by backend="), "backend= argument"
     elif (chosen := _context_choice.get()) is not None:
         backend, why = _check_explicit(chosen, x, argument, "chosen by use_backend()"), "use_backend() context"

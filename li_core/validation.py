@@ -120,6 +120,8 @@ class _Checker:
             raise TypeError(f"{argument} must have a floating dtype, got {describe(x)}")
         _refuse_masked(argument, x, library)
         _input_kinds[self.type, self.dtype] = library, name
+        if library in _PLACED:
+            _plain_kinds.setdefault(self.type, {})[self.dtype] = name, _LARGEST[name], _PLACED[library]
         return library, name
 
     def same_kind(self, name: str, a: Any) -> None:
@@ -428,6 +430,70 @@ def _refuse_unknown_sizes(arrays: Any) -> None:
             )
 
 
+def _same_torch_place(x: Any, v: Any, i: Any, weights: Any) -> bool:
+    """Are the torch tensors ``v``, ``i`` and ``weights`` (or None) dense
+    and on ``x``'s device, and ``x`` dense?"""
+    strided, where = sys.modules["torch"].strided, x.device
+    return (
+        x.layout is strided
+        and v.layout is strided
+        and i.layout is strided
+        and v.device == where
+        and i.device == where
+        and (weights is None or (weights.layout is strided and weights.device == where))
+    )
+
+
+#: the libraries of :func:`plain_call`: how to tell that arrays of one type
+#: and dtype are in one place and dense (None: always, NumPy)
+_PLACED: dict[str, Any] = {"numpy": None, "torch": _same_torch_place}
+#: per array type and dtype of those libraries that passed the input checks:
+#: the dtype name, its largest finite value and the library's place check
+_plain_kinds: dict[type, dict[Any, tuple[str, float, Any]]] = {}
+
+
+def plain_call(x: Any, state: Any, weights: Any, p: Any, dt: Any) -> str | None:
+    """The dtype name of a step whose checks (:func:`check_call`) would pass
+    with nothing to convert, broadcast or warn about, else None (the full
+    checks then decide). That is a NumPy or torch input of a type and dtype
+    seen before; ``state`` an ``LIState`` of two arrays of the input's type,
+    dtype, device and exact neuron shape (dense, for torch); ``weights``
+    None or such a 2-d array whose second axis is the input's last; ``p`` an
+    ``LIParameters`` of three Python floats that fit the dtype with both
+    rates ``dt*tau_inv`` in [0, 2]; ``dt`` a finite float > 0."""
+    kinds = _plain_kinds.get(type(x))
+    if kinds is None or type(state) is not LIState or type(p) is not LIParameters or type(dt) is not float:
+        return None
+    dtype = x.dtype
+    known = kinds.get(dtype)
+    if known is None:
+        return None
+    v, i = state
+    kind, shape = type(x), x.shape
+    if type(v) is not kind or type(i) is not kind or v.dtype is not dtype or i.dtype is not dtype:
+        return None
+    if weights is not None:
+        w_shape: tuple[int, ...] = weights.shape if type(weights) is kind and weights.dtype is dtype else ()
+        if len(w_shape) != 2 or not shape or shape[-1] != w_shape[1]:
+            return None
+        shape = (*shape[:-1], w_shape[0])
+    name, largest, placed = known
+    if v.shape != shape or i.shape != shape or (placed is not None and not placed(x, v, i, weights)):
+        return None
+    tau_syn_inv, tau_mem_inv, v_leak = p
+    if (  # (NaN and the infinities fail these comparisons)
+        type(tau_syn_inv) is type(tau_mem_inv) is type(v_leak) is float
+        and 0.0 < dt < math.inf
+        and 0.0 <= dt * tau_syn_inv <= STABLE_FRACTION
+        and 0.0 <= dt * tau_mem_inv <= STABLE_FRACTION
+        and -largest <= tau_syn_inv <= largest
+        and -largest <= tau_mem_inv <= largest
+        and -largest <= v_leak <= largest
+    ):
+        return name
+    return None
+
+
 def check_call(
     argument: str,
     x: Any,
@@ -490,11 +556,7 @@ def complete_state(call: Call, backend: Backend) -> LIState:
     shape, or the default ``v = v_leak, i = 0``. Also checks that the backend
     computes in the call's dtype."""
     if call.dtype not in backend.dtypes:
-        supported = ", ".join(backend.dtypes)
-        raise TypeError(
-            f"{call.argument} has dtype {call.dtype}, which backend {backend.name!r} does not support "
-            f"(it supports {supported})"
-        )
+        refuse_dtype(call.argument, call.dtype, backend)
     shape, state = call.neuron_shape, call.state
     if state is None:
         xp, where = namespace(call.x), "cpu" if call.library == "numpy" else device_of(call.x, call.library)
@@ -511,3 +573,11 @@ def complete_state(call: Call, backend: Backend) -> LIState:
         return state  # the common case: nothing to broadcast
     xp = namespace(call.x)
     return LIState(*(a if tuple(a.shape) == shape else xp.broadcast_to(a, shape) for a in (v, i)))
+
+
+def refuse_dtype(argument: str, dtype: str, backend: Backend) -> None:
+    """``TypeError``: the input ``argument`` has ``dtype``, which ``backend`` does not compute in."""
+    raise TypeError(
+        f"{argument} has dtype {dtype}, which backend {backend.name!r} does not support "
+        f"(it supports {', '.join(backend.dtypes)})"
+    )

@@ -1,6 +1,10 @@
-"""The floor of the NumPy step row of ``li bench --workloads host``: the
-contract's step written by hand, with no checks, no dispatch and the
-per-step fractions given as Python floats."""
+"""The yardstick of the step dispatch: one step written by hand.
+
+The NumPy step of ``li_feed_forward_step`` is measured as a ratio to
+:func:`raw_step`, the same contract step as a user would type it with its
+fractions precomputed as Python floats, without any check, backend choice or
+copy: what the public call's dispatch costs is what it takes beyond this.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,11 @@ from typing import Any
 from ..types import LIState
 
 
-def raw_step(x: Any, state: LIState, a: float, d: float, v_leak: Any) -> tuple[Any, LIState]:
-    """One step with ``a = dt*tau_mem_inv`` and ``d = dt*tau_syn_inv``:
-    ``j = i + x``, ``v' = v + a*((v_leak - v) + j)``, ``i' = j - d*j``.
-    Returns ``(v', LIState(v', i'))`` with the two distinct voltage arrays
-    the contract asks of ``li_feed_forward_step``."""
-    j = state.i + x
-    v_new = state.v + a * ((v_leak - state.v) + j)
-    i_new = j - d * j
-    return v_new, LIState(v_new.copy(), i_new)
+def raw_step(x: Any, state: LIState, a: float, d: float, v_leak: float) -> LIState:
+    """The new state of one forward-Euler step, in the contract's order:
+    ``j = i + x``, ``v' = v + a*((v_leak - v) + j)``, ``i' = j - d*j``, with
+    ``a = dt*tau_mem_inv`` and ``d = dt*tau_syn_inv`` Python floats (seven
+    array operations on NumPy arrays)."""
+    v, i = state
+    j = i + x
+    return LIState(v + a * ((v_leak - v) + j), j - d * j)
