@@ -551,6 +551,15 @@ def check_call(
     return Call._make((x, state, weights, p, dt, argument, checker.library, checker.dtype_name, neuron_shape))
 
 
+#: per library, zeros of a shape in ``x``'s dtype on its device, made the
+#: library's own way (the Array API namespace's costs more than a small scan's
+#: work); other libraries go through the namespace
+_ZEROS_LIKE = {
+    "numpy": lambda x, shape: sys.modules["numpy"].zeros(shape, x.dtype),
+    "torch": lambda x, shape: x.new_zeros(shape),
+}
+
+
 def complete_state(call: Call, backend: Backend) -> LIState:
     """The state a backend receives: the caller's, broadcast to the neuron
     shape, or the default ``v = v_leak, i = 0``. Also checks that the backend
@@ -559,6 +568,10 @@ def complete_state(call: Call, backend: Backend) -> LIState:
         refuse_dtype(call.argument, call.dtype, backend)
     shape, state = call.neuron_shape, call.state
     if state is None:
+        direct = _ZEROS_LIKE.get(call.library)
+        if direct is not None and type(call.p.v_leak) is float and call.p.v_leak == 0.0:
+            zeros = direct(call.x, shape)
+            return LIState(zeros, zeros)  # (one array for both: backends never write into the state)
         xp, where = namespace(call.x), "cpu" if call.library == "numpy" else device_of(call.x, call.library)
         zeros = xp.zeros(shape, dtype=call.x.dtype, device=where)
         v_leak = call.p.v_leak
