@@ -22,6 +22,7 @@ def main() -> None:
     print(f"compiled loops on:  {result['on']:.3f} s  ({result['compiled'] or 'they ran'})")
     print(f"LI_NUMBA=0:         {result['off']:.3f} s")
     print(f"extra:              {result['extra']:+.3f} s  (medians of {args.repeats} interleaved runs each)")
+    print(f"whole processes (start-up and exit): {result['on_process']:.3f} s on, {result['off_process']:.3f} s off")
     print("on runs: ", " ".join(f"{s:.3f}" for s in result["on_runs"]))
     print("off runs:", " ".join(f"{s:.3f}" for s in result["off_runs"]))
 

@@ -55,15 +55,16 @@ ALIGN = 16
 GRAIN = 2**18
 
 
+# Measured on one core of a 2-core machine: the NumPy and torch loops cost
+# 3-7 ns per neuron-step plus 5-60 µs per step (about 2**13 neuron-steps);
+# the load about 0.7 s (``import numba`` 0.3 s, the first kernel from the
+# cache 0.35 s, each further one 10 ms). A scan up to LOOP_WORK (0.05-0.12 s
+# of loop) is done well before the load would be; a larger one loses less
+# by waiting for the kernels.
 #: while the kernels load, a scan runs the loop instead where its work,
-#: ``steps * (neurons + STEP_WORK)`` neuron-steps, is at most this. The NumPy
-#: and torch loops cost 3-7 ns per neuron-step and 5-60 µs per step (about
-#: 2**13 neuron-steps) on one core of a 2-core machine, the load about 0.7 s
-#: (``import numba`` 0.3 s, the first kernel from the cache 0.35 s): a
-#: scan up to this much work (0.05-0.1 s of loop) is done before the load
-#: would be, while a larger one loses less by waiting for the kernels
+#: ``steps * (neurons + STEP_WORK)`` neuron-steps, is at most this
 LOOP_WORK = 2**24
-#: a step's fixed cost in the loops, in neuron-steps (see LOOP_WORK)
+#: a step's fixed cost in the loops, in neuron-steps (see :data:`LOOP_WORK`)
 STEP_WORK = 2**13
 
 _lock = threading.Lock()
