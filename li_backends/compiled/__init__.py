@@ -160,10 +160,10 @@ def _import_error() -> str | None:
 
 
 def _warm_up() -> None:
-    """Loads (from numba's cache, or compiles) the kernels that float32 and
-    float64 scans and their adjoint run on a thread when the rates are
+    """Loads (from numba's cache, or compiles) the kernels that small
+    float32 and float64 scans and their adjoint run when the rates are
     numbers and ``v_leak`` is 0: one step of one neuron each. (Other kinds
-    of arguments load their kernels at their first scan, about 10 ms each.)"""
+    of arguments, and the parallel kernels, load at their first scan.)"""
     import numpy as np
 
     for dtype in (np.dtype(np.float32), np.dtype(np.float64)):

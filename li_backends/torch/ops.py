@@ -74,8 +74,9 @@ BLOCKED = True
 
 def blocked_length(xs):
     """The chunk length of the blocked scan for ``xs`` ``[T, ...]``, or 0
-    where the loop runs: off the CPU, while the compiled loops load (the loop
-    gives their numbers), or where
+    where the loop runs: off the CPU, where the compiled loops do not run
+    only because they are loading (the loop gives their numbers; they may
+    have loaded since the caller asked, so not only "loop"), or where
     :func:`li_core.blocked_scan.chunk_length` says the loop is faster."""
     if not BLOCKED or xs.device.type != "cpu":
         return 0
