@@ -177,9 +177,10 @@ class NumPyBackend(li_core.Backend):
         dtype = xs.dtype
         if w is not None:
             xs = self._project(xs, w)  # all T steps in one matmul
-        if dtype in COMPILED_DTYPES and xs.size and compiled.unavailable() is None:
+        path = compiled.status(xs.shape[0], xs[0].size) if dtype in COMPILED_DTYPES and xs.size else "off"
+        if path == "compiled":
             return self.compiled(xs, state, p, dt, record_states)
-        length = chunk_length(xs.shape[0], math.prod(xs.shape[1:])) if BLOCKED else 0
+        length = chunk_length(xs.shape[0], math.prod(xs.shape[1:])) if BLOCKED and path == "off" else 0
         if not length:
             return self.loop(xs, state, p, dt, record_states, dtype)
         shape = xs.shape[1:]

@@ -216,7 +216,8 @@ def test_first_call_repeats_must_be_a_positive_integer(repeats):
 
 @pytest.mark.parametrize("numba", [True, False])
 def test_a_first_call_runs_a_fresh_process_with_or_without_numba(monkeypatch, numba):
-    monkeypatch.setenv("LI_NUMBA", "0" if numba else "1")  # the caller's setting is not inherited
+    monkeypatch.setenv("LI_NUMBA", "0" if numba else "1")  # the caller's settings are not inherited
+    monkeypatch.setenv("LI_NUMBA_BACKGROUND", "0")
     seen = {}
 
     def fake_run(command, cwd, env, capture_output, text, check):
@@ -227,6 +228,7 @@ def test_a_first_call_runs_a_fresh_process_with_or_without_numba(monkeypatch, nu
     assert first_call.first_call(numba) == 0.25
     assert seen["command"][1:] == ["-c", first_call.SCRIPT]
     assert seen["env"].get("LI_NUMBA") == (None if numba else "0")
+    assert "LI_NUMBA_BACKGROUND" not in seen["env"]
     assert seen["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(first_call.ROOT)
 
 

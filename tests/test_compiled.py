@@ -201,7 +201,8 @@ def test_first_call_in_a_new_process_loads_the_cache():
     )
     for _ in range(2):  # the first may compile, if no earlier test did
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0", "1"]
+    misses, hits = map(int, out.split())
+    assert misses == 0 and hits >= 1  # (the kernels' load takes float64's too)
 
 
 # --- torch on the CPU ------------------------------------------------------------------

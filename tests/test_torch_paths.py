@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import li_backends.torch as torch_backend  # noqa: E402 - after the importorskip above, which skips the module without torch
+from li_backends import compiled  # noqa: E402 - after the importorskip above, which skips the module without torch
 from li_backends.torch import cuda as torch_cuda  # noqa: E402 - after the importorskip above, which skips the module without torch
 from li_backends.torch import ops  # noqa: E402 - after the importorskip above, which skips the module without torch
 from li_core import LIParameters, LIState, li_scan, reference  # noqa: E402 - after the importorskip above, which skips the module without torch
@@ -122,6 +123,7 @@ def test_gradients_of_some_outputs_only(monkeypatch, outputs, record):
 def test_blocked_scan_on_both_paths(monkeypatch):
     """Few neurons over a long run take the time-blocked scan (forward and
     adjoint) on both paths; they agree bit for bit."""
+    monkeypatch.setattr(compiled, "ENABLED", False)  # (which would run instead, or their loop while they load)
     leaves, loss_weights = make_case(400, 1, 2, 2, dtype=torch.float32, seed=2)
     assert ops.blocked_length(leaves["xs"][:, :, :2]) > 0
     combinations = [("xs",), ("v0",), ("v0", "i0"), ("xs", "tau_mem_inv"), INPUTS]

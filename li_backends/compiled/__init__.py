@@ -17,6 +17,15 @@ They run unless numba does not import, the environment variable
 until a scan (or ``li backends``) asks whether the kernels can run; the
 kernels are compiled once and cached on disk (numba's ``cache=True``), so a
 new process loads them instead of compiling.
+
+The first scan that would run them starts loading them (``import numba``,
+the kernels from the cache) in a thread of its own and, where it is small
+(:func:`status`), runs the loop of array operations meanwhile, whose numbers
+are the kernels' bit for bit; a larger scan waits for the load.
+``LI_NUMBA_BACKGROUND=0`` makes every scan wait (the tests set it, so that
+a process runs the same path whenever it asks). The thread is not a daemon
+(a daemon thread importing a C extension at interpreter shutdown can crash
+it): a script whose first scan was small may wait for the load at exit.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import functools
 import importlib
 import math
 import os
+import threading
 from typing import Any
 
 from li_core.float_float import compensated
@@ -46,8 +56,56 @@ ALIGN = 16
 GRAIN = 2**18
 
 
+# Measured on one core of a 2-core machine: the NumPy and torch loops cost
+# 3-7 ns per neuron-step plus 5-60 µs per step (about 2**13 neuron-steps);
+# the load about 0.7 s (``import numba`` 0.3 s, the first kernel from the
+# cache 0.35 s, each further one 10 ms). A scan up to LOOP_WORK (0.05-0.12 s
+# of loop) is done well before the load would be; a larger one loses less
+# by waiting for the kernels.
+#: while the kernels load, a scan runs the loop instead where its work,
+#: ``steps * (neurons + STEP_WORK)`` neuron-steps, is at most this
+LOOP_WORK = 2**24
+#: a step's fixed cost in the loops, in neuron-steps (see :data:`LOOP_WORK`)
+STEP_WORK = 2**13
+
+_lock = threading.Lock()
+_loader: threading.Thread | None = None
+_loaded = threading.Event()  # set once the load has finished, or failed
+_load_error: str | None = None  # why it failed, or None
+
+
 def unavailable() -> str | None:
-    """Why the compiled loops do not run, or None when they do."""
+    """Why the compiled loops do not run in this process, or None when they
+    do (waits for the kernels to load, where they are loading)."""
+    reason = _switched_off()
+    if reason is None:
+        _start()
+        _loaded.wait()
+        reason = _load_error
+    return reason
+
+
+def status(steps: int, neurons: int, exact_loop: bool = True) -> str:
+    """Which loop a scan of ``steps`` steps of ``neurons`` neurons runs:
+    ``"compiled"`` (the kernels are loaded), ``"loop"`` (they are loading,
+    and the scan is small enough, :data:`LOOP_WORK`, to run the caller's
+    loop meanwhile) or ``"off"`` (they do not run: :func:`unavailable` says
+    why). Starts the load the first time; a larger scan waits for it, and so
+    does every scan whose caller's loop does not give the kernels' numbers
+    bit for bit (``exact_loop`` False)."""
+    if _switched_off() is not None:
+        return "off"
+    _start()
+    if not _loaded.is_set():
+        background = os.environ.get("LI_NUMBA_BACKGROUND", "").strip() != "0"
+        if background and exact_loop and steps * (neurons + STEP_WORK) <= LOOP_WORK:
+            return "loop"
+        _loaded.wait()
+    return "off" if _load_error is not None else "compiled"
+
+
+def _switched_off() -> str | None:
+    """The reasons against the compiled loops that need no numba."""
     if os.environ.get("LI_NUMBA", "").strip() == "0":
         return "LI_NUMBA=0 is set"
     if not ENABLED:
@@ -57,12 +115,42 @@ def unavailable() -> str | None:
             "this process was forked from one with other threads running (numba's or torch's OpenMP threads, "
             "say), whose thread pool a fork cannot reuse"
         )
-    return _import_error()
+    return None
 
 
-@functools.cache
+def _start() -> None:
+    """Starts the load in a thread of its own, once (runs it here where no
+    thread can start, at interpreter shutdown say)."""
+    global _loader
+    with _lock:
+        if _loader is not None:
+            return
+        _loader = threading.Thread(target=_load, name="li-compiled-loader")
+        try:
+            _loader.start()
+            return
+        except RuntimeError:
+            pass
+    _load()
+
+
+def _load() -> None:
+    """Imports the kernels and loads those the scans use most; records why
+    that failed, if it did. Never raises: a scan waiting for it runs the
+    loops instead."""
+    global _load_error
+    try:
+        _load_error = _import_error()
+        if _load_error is None:
+            _warm_up()
+    except Exception as error:  # noqa: BLE001 - whatever failed, the loops of array operations still run
+        _load_error = f"the compiled kernels do not load ({type(error).__name__}: {error})"
+    finally:
+        _loaded.set()
+
+
 def _import_error() -> str | None:
-    """The reason numba's kernels cannot be loaded (the first time only)."""
+    """The reason numba's kernels cannot be imported."""
     try:
         importlib.import_module(__name__ + ".kernels")
     except Exception as error:  # noqa: BLE001 - a broken numba (say, built for another NumPy) leaves the loops to run
@@ -70,6 +158,19 @@ def _import_error() -> str | None:
 
         return f"numba does not import ({type(error).__name__}: {error}); to install it: {install_command('numba')}"
     return None
+
+
+def _warm_up() -> None:
+    """Loads (from numba's cache, or compiles) the kernels that small
+    float32 and float64 scans and their adjoint run when the rates are
+    numbers and ``v_leak`` is 0: one step of one neuron each. (Other kinds
+    of arguments, and the parallel kernels, load at their first scan.)"""
+    import numpy as np
+
+    for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
+        one, row = np.zeros((1, 1), dtype), np.zeros(1, dtype)
+        scan(one, row, row, 0.5, 0.5, None, np.empty_like(one), None, None, np.empty(1, dtype))
+        scan_backward(one, None, 0.0, 0.5, 0.5, None, np.empty_like(one), np.empty(1, dtype), None)
 
 
 def notes(cpu: str) -> str:

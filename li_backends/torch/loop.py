@@ -137,8 +137,12 @@ COMPILED_DTYPES = (torch.float32, torch.float64)
 def compiled_runs(xs: Any) -> bool:
     """Whether the compiled loops run for the time sequence ``xs`` (``T >=
     1``): a float32 or float64 CPU tensor with at least one neuron, where
-    :func:`li_backends.compiled.unavailable` finds no reason against them."""
-    return xs.dtype in COMPILED_DTYPES and xs.is_cpu and xs.numel() > 0 and compiled.unavailable() is None
+    :func:`li_backends.compiled.status` says they are loaded (or waits for
+    them: float64, whose loop's lerp is not the kernels' arithmetic, and a
+    scan too large for the loop meanwhile)."""
+    if xs.dtype not in COMPILED_DTYPES or not xs.is_cpu or xs.numel() == 0:
+        return False
+    return compiled.status(xs.shape[0], xs[0].numel(), exact_loop=compensated(xs.dtype)) == "compiled"
 
 
 def _array(t: Any) -> Any:

@@ -67,6 +67,7 @@ from typing import Any
 
 import torch
 
+from li_backends import compiled
 from li_core.blocked_scan import blocked_adjoint, blocked_scan, chunk_length
 from li_core.rates import Rate, fraction
 from li_core.types import LIParameters, LIState
@@ -80,9 +81,13 @@ BLOCKED = True
 
 def blocked_length(xs):
     """The chunk length of the blocked scan for ``xs`` ``[T, ...]``, or 0
-    where the loop runs: off the CPU, or where
+    where the loop runs: off the CPU, where the compiled loops do not run
+    only because they are loading (the loop gives their numbers; they may
+    have loaded since the caller asked, so not only "loop"), or where
     :func:`li_core.blocked_scan.chunk_length` says the loop is faster."""
     if not BLOCKED or xs.device.type != "cpu":
+        return 0
+    if xs.dtype in loop.COMPILED_DTYPES and xs.numel() and compiled.status(0, 0) != "off":
         return 0
     return chunk_length(xs.shape[0], math.prod(xs.shape[1:]))
 
