@@ -9,6 +9,7 @@ In-process tests hold the load back by hand: the kernels are loaded (the
 test process waits for them, tests/conftest.py), then the module's state is
 set back to "loading" until the test releases it."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,6 +26,17 @@ from li_core.blocked_scan import chunk_length
 needs_numba = pytest.mark.skipif(
     compiled.unavailable() is not None, reason=f"the compiled loops do not run here: {compiled.unavailable()}"
 )
+
+
+def test_the_compiled_loops_load_wherever_numba_imports():
+    """A load that fails switches the compiled loops off, and every test that
+    needs them then skips: where numba is installed they must load (the
+    warm-up calling a kernel with the wrong arguments, say, is a failure
+    here, not a thousand skips)."""
+    if importlib.util.find_spec("numba") is None:
+        pytest.skip("numba is not installed")
+    assert compiled.unavailable() is None
+
 
 #: few neurons over many steps: the blocked scan's case where the compiled
 #: loops are off (so that running it while they load would show), yet small

@@ -169,8 +169,9 @@ def _warm_up() -> None:
 
     for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
         one, row = np.zeros((1, 1), dtype), np.zeros(1, dtype)
-        scan(one, row, row, 0.5, 0.5, None, np.empty_like(one), None, None, np.empty(1, dtype))
-        scan_backward(one, None, 0.0, 0.5, 0.5, None, np.empty_like(one), np.empty(1, dtype), None)
+        rate = Rate(0.5)
+        scan(one, row, row, rate, rate, None, np.empty_like(one), None, None, np.empty(1, dtype))
+        scan_backward(one, None, 0.0, rate, rate, None, np.empty_like(one), np.empty(1, dtype), None)
 
 
 def notes(cpu: str) -> str:

@@ -338,12 +338,15 @@ def _compensated_backward_piece(record, gv, gi, a, d, gx, g_v0, v0, voltages, js
     """The float32 adjoint, :func:`li_core.float_float.adjoint_step` from
     ``mu_T = 0`` with the recorded currents' gradients ``gi`` (``[T, ...]``),
     else from ``mu_T = gi``, the final current's; the parameter shares are
-    summed from the high parts, as in :func:`_backward_piece`."""
+    summed from the high parts, as in :func:`_backward_piece`, each term
+    widened to float64 in a buffer of its own first (an op on mixed dtypes
+    would allocate the widened copies at every step)."""
     step, initial_voltage = float_float.adjoint_step(torch, gv[0], a, d)
     gv_seq, gx_seq = gv.unbind(0), gx.unbind(0)
     if js is not None:
         js_seq, before = js.unbind(0), (v0, *voltages.unbind(0)[:-1])  # j_t, v_{t-1}
         drive = gv.new_empty(gv.shape[1:])
+        wide_lam, wide_drive, wide_kap, wide_j = g_a.new_empty((4, *gv.shape[1:])).unbind(0)
     mu = torch.zeros_like(gv[0]) if record else gi.expand(gv.shape[1:])
     for t in range(gv.shape[0] - 1, -1, -1):
         lam, kap = step(gv_seq[t], gi[t] if record else None, mu, gx_seq[t])
@@ -351,7 +354,9 @@ def _compensated_backward_piece(record, gv, gi, a, d, gx, g_v0, v0, voltages, js
         if js is not None:
             torch.sub(leak, before[t], out=drive)
             drive.add_(js_seq[t])  # (v_leak - v_{t-1}) + j_t, as the compiled adjoint
-            g_a.addcmul_(lam, drive)
-            g_d.addcmul_(kap, js_seq[t], value=-1)
-            lam_sum.add_(lam)
+            for wide, term in ((wide_lam, lam), (wide_drive, drive), (wide_kap, kap), (wide_j, js_seq[t])):
+                wide.copy_(term)
+            g_a.addcmul_(wide_lam, wide_drive)
+            g_d.addcmul_(wide_kap, wide_j, value=-1)
+            lam_sum.add_(wide_lam)
     initial_voltage(g_v0)

@@ -132,15 +132,15 @@ def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need
         if loop.compiled_runs(gv):
             grads = loop.compiled_backward(gv, gi, a, d, record, saved, need_i0)
         else:
-            fractions = _fractions(gv.dtype, a, d, v_leak)
-            saved = None if saved is None else (v0, voltages, js, fractions[2])
+            a_fraction, d_fraction, leak = _fractions(gv.dtype, a, d, v_leak)
+            saved = None if saved is None else (v0, voltages, js, leak)
             length = blocked_length(gv)
             if length:
                 grads = blocked_adjoint(
-                    gv, gi, *fractions[:2], record, need_v0, saved, lane_scan=loop.lane_scan, length=length
+                    gv, gi, a_fraction, d_fraction, record, need_v0, saved, lane_scan=loop.lane_scan, length=length
                 )
             else:
-                grads = loop.backward(gv, gi, *fractions[:2], record, need_v0, saved)
+                grads = loop.backward(gv, gi, a_fraction, d_fraction, record, need_v0, saved)
         if saved is None:
             return grads
         return grads[:3] + _parameter_gradients(grads[3:], a, d, v_leak)
@@ -152,7 +152,7 @@ def _parameter_gradients(shares, a, d, v_leak):
     to its parameter's shape (where it differs), a rate's then times its
     scale (where that is not 1); None for a Python float, which takes no
     gradient."""
-    grads = []
+    grads: list = []
     for share, value, scale in zip(shares, (a.value, d.value, v_leak), (a.scale, d.scale, 1.0)):
         if not isinstance(value, torch.Tensor):
             grads.append(None)
