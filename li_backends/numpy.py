@@ -177,7 +177,7 @@ class NumPyBackend(li_core.Backend):
         dtype = xs.dtype
         if w is not None:
             xs = self._project(xs, w)  # all T steps in one matmul
-        path = compiled.status(xs.shape[0], xs[0].size) if dtype in COMPILED_DTYPES and xs.size else "off"
+        path = compiled.status(xs.shape[0], xs.size // xs.shape[0]) if dtype in COMPILED_DTYPES and xs.size else "off"
         if path == "compiled":
             return self.compiled(xs, state, p, dt, record_states)
         length = chunk_length(xs.shape[0], math.prod(xs.shape[1:])) if BLOCKED and path == "off" else 0

@@ -142,7 +142,7 @@ def compiled_runs(xs: Any) -> bool:
     scan too large for the loop meanwhile)."""
     if xs.dtype not in COMPILED_DTYPES or not xs.is_cpu or xs.numel() == 0:
         return False
-    return compiled.status(xs.shape[0], xs[0].numel(), exact_loop=compensated(xs.dtype)) == "compiled"
+    return compiled.status(xs.shape[0], xs.numel() // xs.shape[0], exact_loop=compensated(xs.dtype)) == "compiled"
 
 
 def _array(t: Any) -> Any:
