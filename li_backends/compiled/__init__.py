@@ -35,7 +35,7 @@ import importlib
 import math
 import os
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from li_core.float_float import compensated
 from li_core.forking import forked_from_threads
@@ -310,6 +310,18 @@ def _run(name: str, size: int, steps: int, *args: Any) -> None:
         numba.set_num_threads(threads)
 
 
+class Prepared(NamedTuple):
+    """What :func:`scan` laid out for the kernels that its adjoint reads
+    again (:func:`scan_backward`): the initial voltage ``[N]``, read-only
+    ``[T, N]`` views of the voltages and of ``j``, and the parameters in the
+    kernels' form (:func:`_parameters`)."""
+
+    v0: Any
+    voltages: Any
+    js: Any
+    parameters: list
+
+
 def scan(
     xs: Any,
     v0: Any,
@@ -322,7 +334,7 @@ def scan(
     js: Any,
     i_end: Any,
     v_end: Any = None,
-) -> None:
+) -> Prepared | None:
     """The forward scan of NumPy arrays ``xs`` ``[T, *neurons]`` (``T >= 1``
     and at least one neuron), from ``v0``, ``i0`` with the rates ``a``,
     ``d`` (:class:`li_core.rates.Rate` s, whose values are numbers or arrays
@@ -333,14 +345,16 @@ def scan(
     the final current into ``i_end`` and, where it is given, the final
     voltage into ``v_end`` (so that no caller copies it out of
     ``voltages``): contiguous arrays of the compute dtype, float32 or
-    float64."""
+    float64. Returns, where ``js`` is given, what the adjoint reads again
+    (:class:`Prepared`), else None."""
     import numpy as np
 
     neurons = xs.shape[1:]
     size, dtype = math.prod(neurons), voltages.dtype
     v_init = _per_neuron(v0, size, neurons, dtype)
     state = (v_init, v_init if i0 is v0 else _per_neuron(i0, size, neurons, dtype))
-    rate_v, scale_v, rate_i, scale_i, leak = _parameters(a, d, 0.0 if v_leak is None else v_leak, size, neurons, dtype)
+    parameters = _parameters(a, d, 0.0 if v_leak is None else v_leak, size, neurons, dtype)
+    rate_v, scale_v, rate_i, scale_i, leak = parameters
     unwanted = np.empty((0, size), dtype)
     outputs = [unwanted if out is None else _rows(out, size) for out in (voltages, currents, js)]
     _run(
@@ -359,10 +373,22 @@ def scan(
         _rows(i_end, size)[0],
         unwanted[:, 0] if v_end is None else _rows(v_end, size)[0],
     )
+    if js is None:
+        return None
+    return Prepared(v_init, _read_only(outputs[0]), _read_only(outputs[2]), parameters)
 
 
 def scan_backward(
-    gv: Any, gi: Any, gi_end: Any, a: Rate, d: Rate, saved: tuple | None, dx: Any, dv0: Any, shares: tuple | None
+    gv: Any,
+    gi: Any,
+    gi_end: Any,
+    a: Rate,
+    d: Rate,
+    saved: tuple | None,
+    dx: Any,
+    dv0: Any,
+    shares: tuple | None,
+    prepared: Prepared | None = None,
 ) -> None:
     """The adjoint of :func:`scan` on NumPy arrays: writes ``dL/dx`` into
     the contiguous ``dx`` ``[T, *neurons]`` and ``dL/dv_init`` into
@@ -372,14 +398,20 @@ def scan_backward(
     With ``saved = (v0, voltages, js, v_leak)`` of the forward, also each
     neuron's share of the gradients of ``a``, ``d`` and ``v_leak`` into the
     three contiguous ``shares`` (gradients with respect to the fractions:
-    multiplying the first two by their rates' scales is the caller's)."""
+    multiplying the first two by their rates' scales is the caller's).
+    ``prepared``, what the forward returned, stands for ``saved`` and the
+    rates (nothing laid out twice)."""
     import numpy as np
 
     neurons = dx.shape[1:]
     size, dtype = math.prod(neurons), dx.dtype
     no_rows = _read_only(np.empty((0, size), dtype))
-    if saved is None or shares is None:  # no parameter gradients: no sequences to read, no shares to write
-        v0, voltages, js, leak = no_rows[:, 0], no_rows, no_rows, 0.0
+    if prepared is not None and shares is not None:
+        v0, voltages, js, parameters = prepared
+        outputs = tuple(_rows(share, size)[0] for share in shares)
+    elif saved is None or shares is None:  # no parameter gradients: no sequences to read, no shares to write
+        v0, voltages, js = no_rows[:, 0], no_rows, no_rows
+        parameters = _parameters(a, d, 0.0, size, neurons, dtype)
         outputs = (np.empty(0, dtype),) * 3
     else:
         v0, voltages, js, leak = saved
@@ -388,9 +420,10 @@ def scan_backward(
             _sequence(voltages, size, dtype),
             _sequence(js, size, dtype),
         )
+        parameters = _parameters(a, d, leak, size, neurons, dtype)
         outputs = tuple(_rows(share, size)[0] for share in shares)
     gis = no_rows if gi is None else _sequence(gi, size, dtype, one_row=True)
-    rate_v, scale_v, rate_i, scale_i, v_leak = _parameters(a, d, leak, size, neurons, dtype)
+    rate_v, scale_v, rate_i, scale_i, v_leak = parameters
     inputs = (
         _sequence(gv, size, dtype, one_row=True),
         gis,

@@ -166,9 +166,13 @@ def compiled_forward(
     """:func:`forward`'s outputs from :func:`li_backends.compiled.scan`,
     written straight into the output tensors (see :func:`compiled_runs`);
     the rates are :class:`~li_core.rates.Rate` s of tensors or Python floats
-    (the kernels form the fractions), ``v_leak`` a tensor or a float. The
-    ``j`` sequence is None unless ``keep``; with ``final_voltage`` (and not
-    ``record``) a fourth output, the final voltage in a buffer of its own."""
+    (the kernels form the fractions), ``v_leak`` a tensor or a float.
+    Returns ``(voltages, currents or final i, js, v_end, kept)``: the ``j``
+    sequence is None unless ``keep``; ``v_end`` the final voltage in a
+    buffer of its own with ``final_voltage`` (and not ``record``), else
+    None; ``kept`` (with ``keep``, else None) what the adjoint reads again,
+    as the kernels read it (:class:`li_backends.compiled.Prepared`), for
+    :func:`compiled_backward`."""
     xs = xs.contiguous()
     voltages = torch.empty_like(xs)
     currents = torch.empty_like(xs) if record else None
@@ -178,7 +182,7 @@ def compiled_forward(
     v_end = xs.new_empty(shape) if final_voltage and not record else None
     no_leak = v_leak == 0.0 if isinstance(v_leak, float) else _is_zero(v_leak)
     state = _array(v0)  # (the default state is one tensor for both)
-    compiled.scan(
+    kept = compiled.scan(
         _array(xs),
         state,
         state if i0 is v0 else _array(i0),
@@ -191,32 +195,38 @@ def compiled_forward(
         _array(i_end),
         None if v_end is None else _array(v_end),
     )
-    outputs = voltages, i_end if currents is None else currents, js
-    return (*outputs, v_end) if final_voltage else outputs
+    return voltages, i_end if currents is None else currents, js, v_end, kept
 
 
-def compiled_backward(gv: Any, gi: Any, a: Rate, d: Rate, record: bool, saved: tuple | None, need_i0: bool = True):
+def compiled_backward(
+    gv: Any, gi: Any, a: Rate, d: Rate, record: bool, saved: tuple | None, need_i0: bool = True, kept: Any = None
+):
     """:func:`backward`'s gradients from
     :func:`li_backends.compiled.scan_backward` (``dL/dv_init`` always; the
     parameter gradients per neuron, with respect to the fractions); rates as
     in :func:`compiled_forward`, ``v_leak`` in ``saved`` a tensor or a
     Python float, and a ``gi`` of None is zero. ``dL/di_init`` (a copy of
-    ``dL/dx_0``) is None unless ``need_i0``."""
+    ``dL/dx_0``) is None unless ``need_i0``. ``kept``, where the forward
+    gave it (:func:`compiled_forward`), stands for ``saved`` and the rates
+    as the kernels read them."""
     shape = gv.shape[1:]
     gx = torch.empty(gv.shape, dtype=gv.dtype)
     g_v0 = gv.new_empty(shape)
     shares = None if saved is None else gv.new_empty((3, *shape))  # (one buffer, three rows)
-    arrays = None if saved is None else (*(_array(t) for t in saved[:3]), _value(saved[3]))
+    if kept is not None or saved is None:  # (nothing the kernels read again to view)
+        arrays, rates = None, (a, d)
+    else:
+        arrays, rates = (*(_array(t) for t in saved[:3]), _value(saved[3])), (_rate(a), _rate(d))
     compiled.scan_backward(
         _array(gv),
         _array(gi) if record and gi is not None else None,
         0.0 if record or gi is None else _array(gi),
-        _rate(a),
-        _rate(d),
+        *rates,
         arrays,
         _array(gx),
         _array(g_v0),
         None if shares is None else tuple(_array(shares)),
+        kept,
     )
     return [gx, g_v0, gx[0].clone() if need_i0 else None, *(() if shares is None else shares.unbind(0))]
 

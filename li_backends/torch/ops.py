@@ -112,7 +112,7 @@ def _scan(xs, v0, i0, a, d, v_leak, record, keep):
     ``d`` are :class:`~li_core.rates.Rate` s, their values and ``v_leak``
     tensors or Python floats (the compiled loops take floats as they are)."""
     if loop.compiled_runs(xs):
-        voltages, currents, js = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
+        voltages, currents, js, _, _ = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep)
         return voltages, currents, xs.new_empty((0,)) if js is None else js
     with torch.no_grad():
         a, d, v_leak = _fractions(xs.dtype, a, d, v_leak)
@@ -266,17 +266,19 @@ def _fused(x: torch.Tensor) -> bool:
 
 
 def _forward(xs, v0, i0, a, d, v_leak, record, keep):
-    """``(voltages, v_out, currents or final i, js or None)``: the forward op
-    plus ``v_out``, the final voltage (the whole sequence when ``record``) in
-    a buffer of its own. Rates as in :func:`_scan`."""
+    """``(voltages, v_out, currents or final i, js or None, compiled)``: the
+    forward op plus ``v_out``, the final voltage (the whole sequence when
+    ``record``) in a buffer of its own. Rates as in :func:`_scan`.
+    ``compiled`` is False unless the compiled loops ran; then it is True, or
+    with ``keep`` the arrays their adjoint reads (:func:`.loop.compiled_forward`)."""
     if _fused(xs):
-        return cuda.scan_with_copy(xs, v0, i0, a, d, v_leak, record, keep)
+        return (*cuda.scan_with_copy(xs, v0, i0, a, d, v_leak, record, keep), False)
     if loop.compiled_runs(xs):
-        voltages, currents, js, v_out = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep, True)
-        return voltages, voltages.clone() if record else v_out, currents, js
+        voltages, currents, js, v_out, kept = loop.compiled_forward(xs, v0, i0, a, d, v_leak, record, keep, True)
+        return voltages, voltages.clone() if record else v_out, currents, js, True if kept is None else kept
     voltages, currents, js = _scan(xs, v0, i0, a, d, v_leak, record, keep)
     v_out = voltages.clone() if record else voltages[-1].clone()
-    return voltages, v_out, currents, js if keep else None
+    return voltages, v_out, currents, js if keep else None, False
 
 
 def _voltage_gradient(g_voltages, g_v_out, record, zeros):
@@ -319,7 +321,7 @@ class Scan(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         keep = any(ctx.needs_input_grad[3:6])
         a, d = Rate(tau_mem_inv, dt), Rate(tau_syn_inv, dt)
-        voltages, v_out, currents, js = _forward(xs, v0, i0, a, d, v_leak, record, keep)
+        voltages, v_out, currents, js, ctx.compiled = _forward(xs, v0, i0, a, d, v_leak, record, keep)
         ctx.record, ctx.dt = record, dt
         parameters = (tau_mem_inv, tau_syn_inv, v_leak)
         ctx.floats = tuple(None if isinstance(p, torch.Tensor) else p for p in parameters)
@@ -338,7 +340,15 @@ class Scan(torch.autograd.Function):
         a, d = Rate(tau_mem_inv, ctx.dt), Rate(tau_syn_inv, ctx.dt)
         gv = _voltage_gradient(g_voltages, g_v_out, ctx.record, lambda: given.new_zeros(ctx.shape))
         need = ctx.needs_input_grad
-        grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1], need[2])
+        if ctx.compiled is False:
+            grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1], need[2])
+        else:  # the compiled loops ran the forward: their adjoint, on the forward's arrays where it kept them
+            saved = None if js is None else (v0, voltages, js, v_leak)
+            kept = None if ctx.compiled is True else ctx.compiled
+            with torch.no_grad():  # (the backward runs with grad mode on under create_graph)
+                grads = loop.compiled_backward(gv, g_currents, a, d, ctx.record, saved, need[2], kept)
+                if saved is not None:
+                    grads = grads[:3] + _parameter_gradients(grads[3:], a, d, v_leak)
         return (*(g if wanted else None for g, wanted in zip(grads, need)), *(None,) * (8 - len(grads)))
 
 
