@@ -107,7 +107,9 @@ class TorchBackend(li_core.Backend):
         the step and the scan cast their results back)."""
         torch = _torch()
         compute = _compute_dtype(torch, x.dtype)
-        return torch.nn.functional.linear(x.to(compute), w.to(compute))
+        if compute is not x.dtype:
+            x, w = x.to(compute), w.to(compute)
+        return torch.nn.functional.linear(x, w)
 
     @staticmethod
     def _euler(x: Any, state: LIState, p: LIParameters, dt: float, dtype: Any) -> tuple[Any, LIState]:
@@ -115,13 +117,18 @@ class TorchBackend(li_core.Backend):
         the compute dtype of ``dtype``; returns fresh ``dtype`` tensors."""
         torch = _torch()
         compute = _compute_dtype(torch, dtype)
-        x, v, i = (t.to(compute) for t in (x, *state))
-        p = _as_compute(compute, p)
+        cast = compute is not dtype  # (else every conversion below would return its tensor: skipped)
+        v, i = state
+        if cast:
+            x, v, i = (t.to(compute) for t in (x, v, i))
+            p = _as_compute(compute, p)
         a, d = rates(p, dt)
         j = i + x
         v_new = torch.lerp(v, j if isinstance(p.v_leak, float) and p.v_leak == 0.0 else j + p.v_leak, a)
         i_new = torch.add(j, j, alpha=-d) if isinstance(d, float) else j - d * j
-        return v_new.to(dtype), LIState(v_new.to(dtype, copy=True), i_new.to(dtype))
+        if cast:
+            return v_new.to(dtype), LIState(v_new.to(dtype, copy=True), i_new.to(dtype))
+        return v_new, LIState(v_new.clone(), i_new)
 
     def scan(
         self, xs: Any, state: LIState, w: Any, p: LIParameters, dt: float, record_states: bool
