@@ -232,17 +232,6 @@ def _sinabs_voltages(graph, spikes: np.ndarray) -> np.ndarray:
     return voltages.reshape(batch, steps, -1).transpose(0, 1).double().numpy()
 
 
-@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
-@pytest.mark.parametrize(("dt", "per_neuron"), [(1e-3, True), (1e-4, False)])
-def test_sinabs_runs_our_export(dt, per_neuron, bias):
-    """Two ExpLeak layers (current and voltage), time constants in steps, Affine weights scaled by dt*tau_mem_inv."""
-    weights, offsets, p, spikes, expected = _model(8, dt, per_neuron=per_neuron)
-    if not bias:
-        expected, _ = li_scan(spikes.astype(np.float64) @ weights.T, None, None, p, dt, backend="numpy")
-    graph = to_nir(weights, p, dt, bias=offsets if bias else None, target="sinabs")
-    assert_matches(_sinabs_voltages(graph, spikes), expected, "float32", "Sinabs running to_nir(target='sinabs')")
-
-
 def test_sinabs_runs_our_export_without_a_current_layer():
     """``dt*tau_syn_inv = 1`` (the current lasts one step): one ExpLeak layer."""
     weights, offsets, _, spikes, _ = _model(9, 1e-3, per_neuron=True)
@@ -288,15 +277,24 @@ def _rockpool_voltages(graph, spikes: np.ndarray) -> np.ndarray:
     return module.li._record_dict["vmem"].transpose(0, 1).double().numpy()
 
 
+#: tool -> (the seed of its case, how it runs a graph)
+RUNNERS = {"sinabs": (8, _sinabs_voltages), "rockpool": (11, _rockpool_voltages)}
+
+
 @pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
 @pytest.mark.parametrize(("dt", "per_neuron"), [(1e-3, True), (1e-4, False)])
-def test_rockpool_runs_our_export(dt, per_neuron, bias):
-    """LIFTorch with time constants exp(-dt/tau) = 1 - dt*tau_inv, its dt from ``r``, the largest float32 as threshold."""
-    weights, offsets, p, spikes, expected = _model(11, dt, per_neuron=per_neuron)
+@pytest.mark.parametrize("tool", RUNNERS)
+def test_the_tool_runs_our_export(tool, dt, per_neuron, bias):
+    """``to_nir(target=tool)`` run by the tool. Sinabs: two ExpLeak layers
+    (current and voltage), time constants in steps, Affine weights scaled by
+    dt*tau_mem_inv. Rockpool: LIFTorch with time constants exp(-dt/tau) =
+    1 - dt*tau_inv, its dt from ``r``, the largest float32 as threshold."""
+    seed, run = RUNNERS[tool]
+    weights, offsets, p, spikes, expected = _model(seed, dt, per_neuron=per_neuron)
     if not bias:
         expected, _ = li_scan(spikes.astype(np.float64) @ weights.T, None, None, p, dt, backend="numpy")
-    graph = to_nir(weights, p, dt, bias=offsets if bias else None, target="rockpool")
-    assert_matches(_rockpool_voltages(graph, spikes), expected, "float32", "Rockpool running to_nir(target='rockpool')")
+    graph = to_nir(weights, p, dt, bias=offsets if bias else None, target=tool)
+    assert_matches(run(graph, spikes), expected, "float32", f"{tool} running to_nir(target={tool!r})")
 
 
 def test_torch_modules_export_for_sinabs_and_rockpool():
