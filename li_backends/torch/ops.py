@@ -10,10 +10,11 @@ step ``dt`` (or a fraction and 1), and the kernels form the product: no
 array of fractions is made, and autograd records nothing, per call. The
 gradients returned for the inverse time constants are those of the
 fractions (below) times ``dt``, each summed to its parameter's shape first,
-which is the order autograd applied when it recorded ``dt*tau_inv``. With ``x_t`` the
-weighted input (all ``T`` steps projected by one matmul first, so autograd
-handles the weights), the forward recurrence is, in its increment form
-(the contract, docs/contract.md, section 1)::
+which is the order autograd applied when it recorded ``dt*tau_inv``.
+
+With ``x_t`` the weighted input (all ``T`` steps projected by one matmul
+first, so autograd handles the weights), the forward recurrence is, in its
+increment form (the contract, docs/contract.md, section 1)::
 
     j_t = i_{t-1} + x_t,    v_t = v_{t-1} + a*((v_leak - v_{t-1}) + j_t),    i_t = j_t - d*j_t
 
@@ -122,16 +123,25 @@ def _scan(xs, v0, i0, a, d, v_leak, record, keep):
         return loop.forward(xs, v0, i0, a, d, v_leak, record, keep)
 
 
-def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0=True):
+def _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0=True, compiled=None):
     """The backward op with the compiled loops (as :func:`_scan`) or torch's
-    own ops, on any device; rates as in :func:`_scan`. The parameter
-    gradients are :func:`_parameter_gradients` (None for a float);
-    ``dL/di_init`` may be None unless ``need_i0``."""
+    own ops, on any device; rates as in :func:`_scan`, and a ``gi`` of None
+    is zero. The parameter gradients are :func:`_parameter_gradients` (None
+    for a float); ``dL/di_init`` may be None unless ``need_i0``.
+    ``compiled`` is the forward's path where the caller knows it (see
+    :func:`_forward`: True, or what the compiled forward kept for its
+    adjoint); None or False asks again (the compiled loops may have loaded
+    since)."""
     saved = None if js is None else (v0, voltages, js, v_leak)
-    with torch.no_grad():
-        if loop.compiled_runs(gv):
-            grads = loop.compiled_backward(gv, gi, a, d, record, saved, need_i0)
+    with torch.no_grad():  # (a backward runs with grad mode on under create_graph)
+        if compiled is None or compiled is False:
+            compiled = loop.compiled_runs(gv)
+        if compiled is not False:
+            kept = None if compiled is True else compiled
+            grads = loop.compiled_backward(gv, gi, a, d, record, saved, need_i0, kept)
         else:
+            if gi is None:
+                gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
             a_fraction, d_fraction, leak = _fractions(gv.dtype, a, d, v_leak)
             saved = None if saved is None else (v0, voltages, js, leak)
             length = blocked_length(gv)
@@ -301,13 +311,12 @@ def _fused_backward(gv, gi, a, d, v_leak, v0, voltages, js, record):
     return grads if js is None else grads[:3] + _parameter_gradients(grads[3:], a, d, v_leak)
 
 
-def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0):
-    """The backward op for rates as in :func:`_scan`; a ``gi`` of None is zero."""
+def _adjoint(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0, compiled):
+    """The backward op for rates as in :func:`_scan`, fused on CUDA, else
+    :func:`_scan_backward` (which takes the forward's path ``compiled``)."""
     if _fused(gv):
         return _fused_backward(gv, gi, a, d, v_leak, v0, voltages, js, record)
-    if gi is None and not loop.compiled_runs(gv):  # (the compiled loops take None for zero)
-        gi = torch.zeros_like(gv) if record else gv.new_zeros(gv.shape[1:])
-    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0)
+    return _scan_backward(gv, gi, a, d, v_leak, v0, voltages, js, record, need_v0, need_i0, compiled)
 
 
 class Scan(torch.autograd.Function):
@@ -340,15 +349,7 @@ class Scan(torch.autograd.Function):
         a, d = Rate(tau_mem_inv, ctx.dt), Rate(tau_syn_inv, ctx.dt)
         gv = _voltage_gradient(g_voltages, g_v_out, ctx.record, lambda: given.new_zeros(ctx.shape))
         need = ctx.needs_input_grad
-        if ctx.compiled is False:
-            grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1], need[2])
-        else:  # the compiled loops ran the forward: their adjoint, on the forward's arrays where it kept them
-            saved = None if js is None else (v0, voltages, js, v_leak)
-            kept = None if ctx.compiled is True else ctx.compiled
-            with torch.no_grad():  # (the backward runs with grad mode on under create_graph)
-                grads = loop.compiled_backward(gv, g_currents, a, d, ctx.record, saved, need[2], kept)
-                if saved is not None:
-                    grads = grads[:3] + _parameter_gradients(grads[3:], a, d, v_leak)
+        grads = _adjoint(gv, g_currents, a, d, v_leak, v0, voltages, js, ctx.record, need[1], need[2], ctx.compiled)
         return (*(g if wanted else None for g, wanted in zip(grads, need)), *(None,) * (8 - len(grads)))
 
 
