@@ -17,6 +17,15 @@ from .validation import check_call, complete_state, plain_call, refuse_dtype
 _DEFAULT_PARAMETERS = LIParameters()
 
 
+def _plain_backend(backend: str | Backend | None, x: Any, argument: str, operation: str, dtype: str) -> Backend:
+    """The backend of a plain call (:func:`~li_core.validation.plain_call`
+    gave its ``dtype``), refused where it does not compute in that dtype."""
+    chosen = select(backend, x, argument, operation)
+    if dtype not in chosen.dtypes:
+        refuse_dtype(argument, dtype, chosen)
+    return chosen
+
+
 def li_step(
     input_spikes: Any,
     state: LIState | None,
@@ -35,9 +44,7 @@ def li_step(
     ``state=None`` starts from ``v = v_leak, i = 0``.
     """
     if input_weights is not None and (dtype := plain_call(input_spikes, state, input_weights, p, dt)) is not None:
-        chosen = select(backend, input_spikes, "input_spikes", "li_step")
-        if dtype not in chosen.dtypes:
-            refuse_dtype("input_spikes", dtype, chosen)
+        chosen = _plain_backend(backend, input_spikes, "input_spikes", "li_step", dtype)
         return chosen.step(input_spikes, state, input_weights, p, dt)  # type: ignore[arg-type]  # (plain_call saw an LIState)
     call = check_call("input_spikes", input_spikes, state, input_weights, p, dt, time_axis=False, weights_required=True)
     chosen = select(backend, input_spikes, "input_spikes", "li_step")
@@ -58,9 +65,7 @@ def li_feed_forward_step(
     distinct voltage arrays; ``state=None`` starts from ``v = v_leak, i = 0``.
     """
     if (dtype := plain_call(input_tensor, state, None, p, dt)) is not None:  # (the common case)
-        chosen = select(backend, input_tensor, "input_tensor", "li_feed_forward_step")
-        if dtype not in chosen.dtypes:
-            refuse_dtype("input_tensor", dtype, chosen)
+        chosen = _plain_backend(backend, input_tensor, "input_tensor", "li_feed_forward_step", dtype)
         return chosen.feed_forward_step(input_tensor, state, p, dt)  # type: ignore[arg-type]  # (plain_call saw an LIState)
     call = check_call("input_tensor", input_tensor, state, None, p, dt, time_axis=False)
     chosen = select(backend, input_tensor, "input_tensor", "li_feed_forward_step")
