@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 from li_core.float_float import compensated
 from li_core.forking import forked_from_threads
-from li_core.rates import Rate
+from li_core.rates import Rate, fraction
 
 #: set to False to run the NumPy and torch loops (and the blocked scan) where
 #: the compiled loops would (the tests and the benchmarks compare both)
@@ -243,15 +243,16 @@ def _parameters(a: Rate, d: Rate, v_leak: Any, size: int, neurons: tuple, dtype:
     if type(a.value) is float and type(d.value) is float and type(v_leak) is float:  # (the common case first)
         one = typed(1.0)
         return [typed(a.value * a.scale), one, typed(d.value * d.scale), one, typed(v_leak)]
-    items = ((a.value, a.scale), (d.value, d.scale), (v_leak, 1.0))
-    scalars = all(type(value) is float or value.size == 1 for value, _ in items)
+    scalars = all(type(value) is float or value.size == 1 for value in (a.value, d.value, v_leak))
+
+    def laid_out(value: Any) -> Any:
+        return np.asarray(value, dtype=dtype).reshape(())[()] if scalars else _per_neuron(value, size, neurons, dtype)
+
     out: list = []
-    for value, scale in items:
-        if type(value) is float:
-            value, scale = value * scale, 1.0
-        out += [np.asarray(value, dtype=dtype).reshape(())[()] if scalars else _per_neuron(value, size, neurons, dtype)]
-        out += [typed(scale)]
-    return out[:5]
+    for rate in (a, d):
+        value, scale = (fraction(rate), 1.0) if type(rate.value) is float else rate
+        out += [laid_out(value), typed(scale)]
+    return [*out, laid_out(v_leak)]
 
 
 def _sequence(array: Any, size: int, dtype: Any, *, one_row: bool = False) -> Any:
